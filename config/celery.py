@@ -1,0 +1,90 @@
+"""Celery configuration as plain data, built from Settings.
+
+Queues (explicit; nothing routes in code):
+- ``lifecycle``: booking events and start/stop actions; a start must never wait behind a poll.
+- ``query``: calls to the vendor's budgeted query endpoints (time poll, room look-ups).
+- ``events``: callback intake and downstream publishing; never waits on the vendor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from config.settings import Settings
+
+__all__ = ["EVENTS_QUEUE", "LIFECYCLE_QUEUE", "QUERY_QUEUE", "TASK_MODULES", "celery_config"]
+
+LIFECYCLE_QUEUE = "lifecycle"
+QUERY_QUEUE = "query"
+EVENTS_QUEUE = "events"
+
+TASK_MODULES = ("worker.tasks.lifecycle", "worker.tasks.discovery")
+
+# Redelivery after a lost worker comes from our own leases; the broker's sweep is a backstop.
+# It must stay above the task hard time limit, which stays above the HTTP timeouts.
+VISIBILITY_TIMEOUT_S = 300
+TASK_TIME_LIMIT_S = 120
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The lowercase Celery settings for ``app.config_from_object``."""
+    broker_options = {
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "global_keyprefix": f"{settings.redis_key_prefix}:broker:",
+    }
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": broker_options,
+        "result_backend_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            "global_keyprefix": f"{settings.redis_key_prefix}:results:",
+        },
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_expires": 24 * 3600,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "include": list(TASK_MODULES),
+        "task_acks_late": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_reject_on_worker_lost": False,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": TASK_TIME_LIMIT_S,
+        "task_track_started": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "task_default_queue": LIFECYCLE_QUEUE,
+        "task_queues": (
+            Queue(LIFECYCLE_QUEUE, Exchange(LIFECYCLE_QUEUE), routing_key=LIFECYCLE_QUEUE),
+            Queue(QUERY_QUEUE, Exchange(QUERY_QUEUE), routing_key=QUERY_QUEUE),
+            Queue(EVENTS_QUEUE, Exchange(EVENTS_QUEUE), routing_key=EVENTS_QUEUE),
+        ),
+        "task_routes": {
+            "recordings.*": {"queue": LIFECYCLE_QUEUE, "routing_key": LIFECYCLE_QUEUE},
+            "discovery.callback": {"queue": EVENTS_QUEUE, "routing_key": EVENTS_QUEUE},
+            "discovery.publish": {"queue": EVENTS_QUEUE, "routing_key": EVENTS_QUEUE},
+            "discovery.*": {"queue": QUERY_QUEUE, "routing_key": QUERY_QUEUE},
+        },
+        "beat_schedule": {
+            "discovery.poll": {
+                "task": "discovery.poll",
+                "schedule": settings.poll_every_s,
+                "options": {"expires": settings.poll_every_s},
+            },
+        },
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 5,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 2.0,
+        },
+    }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes this checkout runnable on a fresh machine: a virtualenv with the project and its dev
+# extra in .venv, and a Redis answering on 127.0.0.1:6379. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+
+redis_up() {
+    if command -v redis-cli >/dev/null 2>&1; then
+        redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG
+    else
+        .venv/bin/python -c "import redis,sys; sys.exit(0 if redis.Redis(host='127.0.0.1', port=6379, socket_connect_timeout=1).ping() else 1)" 2>/dev/null
+    fi
+}
+
+if ! redis_up; then
+    if ! command -v redis-server >/dev/null 2>&1; then
+        echo "bootstrap: installing redis-server with apt-get" >&2
+        if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+    fi
+    echo "bootstrap: starting redis-server on 127.0.0.1:6379" >&2
+    mkdir -p .run
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir "$PWD/.run" --logfile "$PWD/.run/redis.log"
+    for _ in $(seq 1 50); do redis_up && break; sleep 0.1; done
+    redis_up || { echo "bootstrap: Redis did not come up on 127.0.0.1:6379" >&2; exit 1; }
+fi

@@ -1,0 +1,1 @@
+"""Shared helpers for tests that run real Redis, HTTP servers and Celery workers."""

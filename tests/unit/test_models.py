@@ -1,0 +1,173 @@
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from worker.anyrtc.models import (
+    CallbackPayload,
+    RecordResult,
+    VodFile,
+    VodPage,
+    epoch_ms,
+    normalize_download_url,
+    parse_epoch_or_iso,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "spec_examples"
+
+
+def _example(name: str) -> str:
+    return (EXAMPLES / name).read_text(encoding="utf-8")
+
+
+def test_list_by_time_example_is_not_strict_json_in_the_guide() -> None:
+    # The guide's example has a trailing comma after the last file: a documentation typo.
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(_example("list_by_time.json"))
+
+
+def test_list_by_time_example_parses() -> None:
+    text = re.sub(r",(\s*[\]}])", r"\1", _example("list_by_time.json"))
+    page = VodPage.from_payload(json.loads(text), page_num=2, page_max=5)
+    assert page.total == 12
+    assert page.message == "get video list success"
+    assert page.request_id == 1559557594286
+    assert [f.file_duration for f in page.files] == [15, 63]
+    first = page.files[0]
+    assert first.file_id is None and first.room_id is None
+    assert first.file_size == 957271
+    assert first.file_status == 2 and first.is_final
+    assert first.upload_timestamp_ms == 1559145600000
+    assert first.start_time == 1559208681
+    assert first.identity == "http://192.168.199.219:8080/anyrtc/6zDIxYEI6wYSQxjk6EdX.mp4"
+    assert page.has_more  # page 2 of 5 per page, 12 in all
+
+
+def test_list_by_room_example_parses_verbatim() -> None:
+    page = VodPage.from_payload(json.loads(_example("list_by_room.json")))
+    assert page.total == 1
+    (file,) = page.files
+    assert file.file_id == "S3EDRhaQo4pqUBO3a4Tu"
+    assert file.room_id == "4PN9lMlvFV"
+    assert file.upload_timestamp_ms == 1563445367404
+    assert file.file_size == 13958524
+    assert file.file_duration == 195
+
+
+def test_callback_example_parses_verbatim() -> None:
+    body = json.loads(_example("callback.json"))
+    cb = CallbackPayload.model_validate(body)
+    assert cb.type == "2"
+    assert cb.media_type == "audio/video"
+    assert cb.group_id == "123888"
+    assert cb.user_id == "123456"
+    assert cb.file_size == 65322 and cb.duration == 20
+    assert cb.start_time == datetime.fromtimestamp(1521608787, tz=UTC)
+    assert cb.end_time == datetime.fromtimestamp(1521608807, tz=UTC)
+    assert cb.parsed_user_data["uNamer"] == "李席"
+    assert cb.identity == "http://www.anyrtc.io/yyy.mp4"
+
+
+def test_record_ok_and_callback_reply_examples() -> None:
+    assert RecordResult.model_validate(json.loads(_example("record_ok.json"))).ok
+    reply = json.loads(_example("callback_reply.json"))
+    assert reply["code"] == 0 and reply["success"] is True
+
+
+def test_record_result_other_than_ok_is_failure() -> None:
+    assert not RecordResult(result="room is already recording").ok
+    assert not RecordResult(result="OK").ok
+
+
+def test_table_variant_msg_and_conent_and_flat_cnt() -> None:
+    payload = {
+        "code": 200,
+        "msg": "from table",
+        "conent": {"data": [{"filestatus": "1", "download_url": "http://x/a.mp4"}], "cnt": "1"},
+    }
+    page = VodPage.from_payload(payload)
+    assert page.message == "from table"
+    assert page.total == 1
+    assert page.files[0].file_status == 1
+
+
+def test_upload_timestamp_in_seconds_and_strings_are_normalised() -> None:
+    file = VodFile.model_validate(
+        {
+            "filestatus": 2,
+            "download_url": "http://x/a.mp4",
+            "upload_timestamp": "1559145600",
+            "start_time": "1559208681000",
+            "end_time": 1559208696,
+            "filesize": "12",
+        }
+    )
+    assert file.upload_timestamp_ms == 1559145600000
+    assert file.start_time == 1559208681
+    assert file.end_time == 1559208696
+    assert file.file_size == 12
+
+
+def test_missing_content_means_empty_page() -> None:
+    page = VodPage.from_payload({"code": 200, "message": "ok"})
+    assert page.files == [] and page.total == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "2", "groupId": "r", "downloadUrl": ""},
+        {"type": "9", "groupId": "r", "downloadUrl": "http://x/a.mp4"},
+        {"type": "1", "downloadUrl": "http://x/a.mp4"},
+        {"type": "1", "groupId": "r", "downloadUrl": "ftp://x/a.mp4"},
+        {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "fileSize": "big"},
+        {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "startTime": "yesterday"},
+        {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "startTime": True},
+    ],
+)
+def test_bad_callbacks_are_rejected(body: dict) -> None:
+    with pytest.raises(ValidationError):
+        CallbackPayload.model_validate(body)
+
+
+def test_callback_accepts_iso_times_and_int_type() -> None:
+    cb = CallbackPayload.model_validate(
+        {
+            "type": 1,
+            "groupId": "r",
+            "downloadUrl": "http://x/a.mp4",
+            "startTime": "2026-11-25T14:00:00+08:00",
+            "endTime": 1764050400,
+        }
+    )
+    assert cb.type == "1"
+    assert cb.start_time == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    assert cb.end_time == datetime.fromtimestamp(1764050400, tz=UTC)
+
+
+def test_naive_iso_time_is_rejected() -> None:
+    with pytest.raises(ValueError, match="offset"):
+        parse_epoch_or_iso("2026-11-25T14:00:00")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("HTTP://VOD.Example.com:80/a/B.mp4#x", "http://vod.example.com/a/B.mp4"),
+        (" https://h.example:443/x.mp4 ", "https://h.example/x.mp4"),
+        ("http://h.example:8080/x.mp4?sig=1", "http://h.example:8080/x.mp4?sig=1"),
+    ],
+)
+def test_normalize_download_url(given: str, expected: str) -> None:
+    assert normalize_download_url(given) == expected
+
+
+@given(st.integers(min_value=10**9, max_value=4 * 10**9))
+def test_epoch_unit_detected_by_magnitude(seconds: int) -> None:
+    assert epoch_ms(seconds) == seconds * 1000
+    assert epoch_ms(seconds * 1000 + 7) == seconds * 1000 + 7

@@ -1,0 +1,326 @@
+"""AnyRTCClient: start/stop recording and the two query endpoints, exactly as the vendor documents.
+
+Every query call goes through ``QueryGate.before_query`` first, so the global limiter sees each
+attempt (the one 282 retry included).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import requests
+from pydantic import SecretStr, ValidationError
+from requests.adapters import HTTPAdapter
+
+from worker.anyrtc.gate import OpenGate, QueryGate
+from worker.anyrtc.models import RecordResult, VodPage
+from worker.anyrtc.namerule import NameRule
+from worker.anyrtc.signing import make_random, sign
+from worker.errors import (
+    AnyRTCError,
+    BadRequest,
+    ProtocolError,
+    RateLimited,
+    RecordCallFailed,
+    VendorHTTPError,
+    VendorTimeout,
+    VendorUnreachable,
+    error_for_code,
+)
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+__all__ = ["DEFAULT_PAGE_MAX", "LIST_BY_ROOM", "LIST_BY_TIME", "AnyRTCClient"]
+
+log = logging.getLogger(__name__)
+
+LIST_BY_TIME = "getVodListByTime"
+LIST_BY_ROOM = "getVodInfoByRoomId"
+START = "startrecord"
+STOP = "stoprecord"
+DEFAULT_PAGE_MAX = 50
+MAX_PAGE_MAX = 100
+_MESSAGE_LIMIT = 300
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _user_data_string(user_data: str | Mapping[str, Any] | None) -> str | None:
+    if user_data is None or isinstance(user_data, str):
+        return user_data
+    if isinstance(user_data, Mapping):
+        return json.dumps(user_data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    raise TypeError(f"user_data must be a str or a dict, not {type(user_data).__name__}")
+
+
+def _check_path(path: str) -> str:
+    if not path or path.startswith("/") or ".." in path.split("/") or "\\" in path:
+        raise ValueError(f"path {path!r} must be a relative storage path without '..'")
+    return path
+
+
+def _check_ms(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be epoch milliseconds as a non-negative int")
+    return value
+
+
+class AnyRTCClient:
+    """A client for one anyRTC app id; safe to share between threads."""
+
+    def __init__(
+        self,
+        app_id: str,
+        vod_token: SecretStr | str,
+        *,
+        record_api_url: str = "https://www.anyrtc.io/anyapi/v1",
+        vod_api_url: str = "http://vdn.anyrtc.cc/oauth/anyapi/v1",
+        room_type: str = "Meet",
+        timeout_s: float = 10.0,
+        query_gate: QueryGate | None = None,
+        clock: Callable[[], float] = time.time,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not app_id:
+            raise ValueError("app_id must not be empty")
+        self.app_id = app_id
+        self._vod_token = vod_token if isinstance(vod_token, SecretStr) else SecretStr(vod_token)
+        self.record_api_url = record_api_url.rstrip("/")
+        self.vod_api_url = vod_api_url.rstrip("/")
+        self.room_type = room_type
+        self.timeout_s = timeout_s
+        self.query_gate: QueryGate = query_gate or OpenGate()
+        self.clock = clock
+        self.session = session or self._new_session()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        query_gate: QueryGate | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> AnyRTCClient:
+        """A client configured from :class:`config.Settings`."""
+        return cls(
+            settings.anyrtc_app_id,
+            settings.anyrtc_vod_token,
+            record_api_url=settings.anyrtc_record_api_url,
+            vod_api_url=settings.anyrtc_vod_api_url,
+            room_type=settings.anyrtc_room_type,
+            timeout_s=settings.anyrtc_http_timeout_s,
+            query_gate=query_gate,
+            clock=clock,
+        )
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def __repr__(self) -> str:
+        return f"AnyRTCClient(app_id={self.app_id!r}, vod_token=SecretStr('**********'))"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- start / stop -------------------------------------------------------------------------
+
+    def start_record(
+        self,
+        room_id: str,
+        *,
+        user_data: str | Mapping[str, Any] | None = None,
+        name_rule: str | NameRule | None = None,
+        path: str | None = None,
+        room_type: str | None = None,
+    ) -> RecordResult:
+        """Start recording ``room_id``; raise RecordCallFailed unless the vendor says ``ok``."""
+        body: dict[str, str] = {}
+        if path is not None:
+            body["Path"] = _check_path(path)
+        data = _user_data_string(user_data)
+        if data is not None:
+            body["UserData"] = data
+        if name_rule is not None:
+            rule = name_rule if isinstance(name_rule, NameRule) else NameRule.parse(name_rule)
+            body["NameRule"] = rule.rule
+        return self._record_call(START, room_id, room_type, body)
+
+    def stop_record(self, room_id: str, *, room_type: str | None = None) -> RecordResult:
+        """Stop recording ``room_id``; raise RecordCallFailed unless the vendor says ``ok``."""
+        return self._record_call(STOP, room_id, room_type, None)
+
+    def _record_call(
+        self, endpoint: str, room_id: str, room_type: str | None, body: dict[str, str] | None
+    ) -> RecordResult:
+        if not isinstance(room_id, str) or not room_id:
+            raise ValueError("room_id must be a non-empty string")
+        params = {"AppID": self.app_id, "ArRoomID": room_id, "Type": room_type or self.room_type}
+        payload = self._post(
+            f"{self.record_api_url}/{endpoint}", endpoint, params=params, json_body=body
+        )
+        try:
+            result = RecordResult.model_validate(payload)
+        except ValidationError:
+            raise ProtocolError(
+                "bad_response", "answer has no string 'result'", endpoint=endpoint
+            ) from None
+        if not result.ok:
+            raise RecordCallFailed(result.result, _clip(result.result), endpoint=endpoint)
+        return result
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def list_by_time(
+        self, beg_ms: int, end_ms: int, page_num: int = 1, page_max: int = DEFAULT_PAGE_MAX
+    ) -> VodPage:
+        """One page of files uploaded in ``[beg_ms, end_ms]`` (epoch ms); ``total`` for paging."""
+        _check_ms("beg_ms", beg_ms)
+        _check_ms("end_ms", end_ms)
+        if beg_ms > end_ms:
+            raise ValueError("beg_ms must not be after end_ms")
+        if not 1 <= page_max <= MAX_PAGE_MAX:
+            raise ValueError(f"page_max must be 1..{MAX_PAGE_MAX}")
+        if page_num < 1:
+            raise ValueError("page_num must be >= 1")
+        payload = self._query(
+            LIST_BY_TIME,
+            {"begTime": beg_ms, "endTime": end_ms, "pageNum": page_num, "pageMax": page_max},
+        )
+        return self._page(payload, LIST_BY_TIME, page_num=page_num, page_max=page_max)
+
+    def list_by_room(self, room_id: str, beg_ms: int, end_ms: int) -> VodPage:
+        """Every file of ``room_id`` uploaded in ``[beg_ms, end_ms]`` (epoch ms)."""
+        if not isinstance(room_id, str) or not room_id:
+            raise ValueError("room_id must be a non-empty string")
+        _check_ms("beg_ms", beg_ms)
+        _check_ms("end_ms", end_ms)
+        if beg_ms > end_ms:
+            raise ValueError("beg_ms must not be after end_ms")
+        payload = self._query(
+            LIST_BY_ROOM, {"roomId": room_id, "begTime": beg_ms, "endTime": end_ms}
+        )
+        return self._page(payload, LIST_BY_ROOM)
+
+    @staticmethod
+    def _page(payload: dict[str, Any], endpoint: str, **paging: Any) -> VodPage:
+        try:
+            return VodPage.from_payload(payload, **paging)
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise ProtocolError(
+                "bad_response", _clip(f"unreadable file list: {exc}"), endpoint=endpoint
+            ) from None
+
+    def _query(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.vod_api_url}/videoInfo/{endpoint}"
+        token = self._vod_token.get_secret_value()
+        for attempt in (1, 2):
+            self.query_gate.before_query(self.app_id, endpoint)
+            timestamp = int(self.clock() * 1000)
+            random = make_random()
+            body = {
+                "appId": self.app_id,
+                "random": random,
+                "signature": sign(self.app_id, timestamp, token, random),
+                "timestamp": timestamp,
+                **fields,
+            }
+            payload = self._post(url, endpoint, json_body=body)
+            code = self._code(payload, endpoint)
+            if code == 200:
+                return payload
+            message = _clip(str(payload.get("message", payload.get("msg", "")) or ""))
+            if code == 282 and attempt == 1:
+                log.warning("anyRTC %s answered 282 (bad timestamp); retrying once", endpoint)
+                continue
+            error = error_for_code(code, message, endpoint=endpoint)
+            if isinstance(error, RateLimited):
+                self.query_gate.on_rate_limited(self.app_id, endpoint)
+            raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _code(payload: dict[str, Any], endpoint: str) -> int:
+        code = payload.get("code")
+        try:
+            if isinstance(code, bool):
+                raise TypeError
+            return int(code)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ProtocolError(
+                "bad_response", f"answer has no integer 'code': {code!r}", endpoint=endpoint
+            ) from None
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _post(
+        self,
+        url: str,
+        endpoint: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            response = self.session.post(
+                url,
+                params=params,
+                json=json_body if json_body is not None else {},
+                timeout=(self.timeout_s, self.timeout_s),
+            )
+        except requests.ConnectTimeout:
+            raise VendorUnreachable(
+                "connect_timeout", f"no connection within {self.timeout_s}s", endpoint=endpoint
+            ) from None
+        except requests.Timeout:
+            raise VendorTimeout(
+                "timeout", f"no answer within {self.timeout_s}s", endpoint=endpoint
+            ) from None
+        except requests.ConnectionError as exc:
+            raise VendorUnreachable(
+                "connection",
+                _clip(type(exc).__name__ + ": connection failed or dropped"),
+                endpoint=endpoint,
+            ) from None
+        except requests.RequestException as exc:
+            raise VendorUnreachable(
+                "transport", _clip(type(exc).__name__), endpoint=endpoint
+            ) from None
+        elapsed = time.monotonic() - started
+        log.debug("anyRTC %s -> HTTP %s in %.3fs", endpoint, response.status_code, elapsed)
+        status = response.status_code
+        if status >= 500:
+            raise VendorHTTPError(
+                status, f"HTTP {status} {response.reason or ''}".strip(), endpoint=endpoint
+            )
+        if status >= 400:
+            raise BadRequest(
+                status, f"HTTP {status} {response.reason or ''}".strip(), endpoint=endpoint
+            )
+        try:
+            payload = response.json()
+        except ValueError:
+            raise ProtocolError(
+                "bad_response", f"HTTP {status} answer is not JSON", endpoint=endpoint
+            ) from None
+        if not isinstance(payload, dict):
+            raise ProtocolError("bad_response", "answer is not a JSON object", endpoint=endpoint)
+        return payload
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether ``error`` is a vendor failure worth trying again."""
+    return isinstance(error, AnyRTCError) and error.retryable

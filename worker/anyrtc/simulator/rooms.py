@@ -1,0 +1,98 @@
+"""startrecord/stoprecord rules: parameter checks, the IP allowlist and the room state."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+
+from worker.anyrtc import results
+from worker.anyrtc.simulator.config import SimulatorConfig
+from worker.anyrtc.simulator.faults import FaultPlan
+from worker.anyrtc.simulator.responses import Outcome, html_outcome, json_outcome, plain_outcome
+from worker.anyrtc.simulator.validation import (
+    BadParameter,
+    parse_json_object,
+    parse_record_params,
+    parse_start_body,
+)
+
+__all__ = ["Room", "apply_record_call", "ip_allowed", "record_fault_outcome"]
+
+
+@dataclass
+class Room:
+    """A room being recorded after a successful ``startrecord``."""
+
+    app_id: str
+    room_id: str
+    type: str
+    since: float
+    user_data: str
+    name_rule: str | None
+    path: str
+
+
+def apply_record_call(
+    cfg: SimulatorConfig,
+    rooms: MutableMapping[tuple[str, str], Room],
+    endpoint: str,
+    query: Mapping[str, list[str]],
+    body: bytes,
+    client_ip: str,
+    now: float,
+) -> tuple[str, Room | None]:
+    """The ``result`` of the call and, for a successful stop, the room that stopped.
+
+    Checks in order: parameters and body, app deleted, app unknown, IP allowlist, room state.
+    """
+    try:
+        app_id, room_id, room_type = parse_record_params(query, cfg.room_types)
+        fields = parse_json_object(body, allow_empty=True)
+        options = parse_start_body(fields) if endpoint == "startrecord" else None
+    except BadParameter as exc:
+        return f"{results.BAD_PARAMETER}: {exc}", None
+    if app_id in cfg.deleted_apps:
+        return results.APP_INVALID, None
+    if app_id not in cfg.apps:
+        return results.APP_NOT_FOUND, None
+    if not ip_allowed(client_ip, cfg.allowed_ips):
+        return results.IP_NOT_ALLOWED, None
+    key = (app_id, room_id)
+    if options is None:
+        stopped = rooms.pop(key, None)
+        return (results.OK, stopped) if stopped else (results.NOT_RECORDING, None)
+    if key in rooms:
+        return results.ALREADY_RECORDING, None
+    rooms[key] = Room(
+        app_id=app_id,
+        room_id=room_id,
+        type=room_type,
+        since=now,
+        user_data=options.user_data,
+        name_rule=options.name_rule,
+        path=options.path,
+    )
+    return results.OK, None
+
+
+def record_fault_outcome(plan: FaultPlan) -> Outcome:
+    """What a start/stop call answers under a fault other than ``hang``."""
+    if plan.kind == "drop":
+        return Outcome(drop=True)
+    if plan.kind == "result":
+        return json_outcome({"result": plan.result})
+    if plan.kind == "error":
+        return plain_outcome(500, "Internal Server Error")
+    return html_outcome(plan.http_status or 503)
+
+
+def ip_allowed(client_ip: str, allowed: list[str]) -> bool:
+    """Whether the socket peer is in the allowlist (addresses or networks)."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)

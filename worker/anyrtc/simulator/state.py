@@ -1,0 +1,363 @@
+"""The simulated vendor: rooms, files, budget and faults, driven by an injected clock.
+
+No I/O and no sleeping here: every call returns an :class:`Outcome` that the HTTP layer (or a
+unit test) carries out, so the whole vendor logic runs under a fake clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from worker.anyrtc import results
+from worker.anyrtc.namerule import NameRule
+from worker.anyrtc.simulator.budget import SlidingWindowBudget
+from worker.anyrtc.simulator.config import (
+    SimulatorConfig,
+    apply_updates,
+    public_config,
+)
+from worker.anyrtc.simulator.faults import FaultInjector, FaultPlan
+from worker.anyrtc.simulator.journal import Journal, redact
+from worker.anyrtc.simulator.queries import (
+    SUCCESS_MESSAGES,
+    check_query,
+    forced_code,
+    listing,
+    media_type,
+    query_outcome,
+    query_verdict,
+)
+from worker.anyrtc.simulator.recordings import FileTiming, RecordedFile, create_files
+from worker.anyrtc.simulator.responses import (
+    QUERY_MESSAGES,
+    Outcome,
+    json_outcome,
+    query_envelope,
+)
+from worker.anyrtc.simulator.rooms import Room, apply_record_call, record_fault_outcome
+from worker.anyrtc.simulator.validation import (
+    BadParameter,
+    QueryRequest,
+    parse_json_object,
+    parse_query,
+)
+
+__all__ = ["CallbackJob", "SimulatorState"]
+
+
+@dataclass(frozen=True)
+class CallbackJob:
+    """One file's callback, decided under the lock and sent outside it."""
+
+    url: str
+    body: dict[str, Any]
+    copies: int
+    fileid: str
+    generation: int
+    timeout_s: float
+
+
+class SimulatorState:
+    """The vendor's behaviour; thread-safe, every method may be called from any thread."""
+
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        base_url: str = "http://127.0.0.1",
+    ) -> None:
+        self.clock = clock
+        #: Where download URLs point when ``public_url`` is unset; the server sets it on bind.
+        self.base_url = base_url
+        self.journal = Journal()
+        self._lock = threading.RLock()
+        self._config = apply_updates(config or SimulatorConfig(), {})
+        #: What :meth:`reset` returns to, so one test's faults never leak into the next.
+        self._initial_config = apply_updates(self._config, {})
+        self._secrets = set(self._config.apps.values())
+        self._budget = SlidingWindowBudget()
+        self._faults = FaultInjector(self._config.seed)
+        self._files_rng = random.Random()
+        self._callbacks_rng = random.Random()
+        self._reseed()
+        self._rooms: dict[tuple[str, str], Room] = {}
+        self._files: dict[str, RecordedFile] = {}
+        #: Bumped by :meth:`reset` so callbacks decided before it are not sent after it.
+        self.generation = 0
+
+    # -- configuration -------------------------------------------------------------------
+
+    @property
+    def config(self) -> SimulatorConfig:
+        """The configuration in force (treat as read-only; change it with :meth:`configure`)."""
+        return self._config
+
+    def configure(self, updates: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a partial config change (ValueError if invalid); return the public view."""
+        with self._lock:
+            self._config = apply_updates(self._config, updates)
+            # Old tokens stay secret too: a journal must not leak the token it was replaced by.
+            self._secrets.update(self._config.apps.values())
+            if "seed" in updates:
+                self._reseed()
+            return public_config(self._config)
+
+    def public_config(self) -> dict[str, Any]:
+        """The configuration with tokens shown as ``***``."""
+        with self._lock:
+            return public_config(self._config)
+
+    def reset(self, updates: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Forget rooms, files, journal, budget, pending callbacks and ``inject_next``.
+
+        The configuration returns to the one the simulator started with (faults off again,
+        runtime changes undone); ``updates`` are applied on top of it.
+        """
+        with self._lock:
+            new = apply_updates(self._initial_config, updates or {})
+            self._config = new
+            self._secrets.update(new.apps.values())
+            self._rooms.clear()
+            self._files.clear()
+            self._budget.clear()
+            self.journal.clear()
+            self.generation += 1
+            self._reseed()
+            return public_config(self._config)
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every token ever configured (what the journal and logs scrub)."""
+        with self._lock:
+            return frozenset(self._secrets)
+
+    def _reseed(self) -> None:
+        seed = self._config.seed
+        self._files_rng.seed(None if seed is None else f"files:{seed}")
+        self._callbacks_rng.seed(None if seed is None else f"callbacks:{seed}")
+        self._faults.reseed(seed)
+
+    # -- startrecord / stoprecord ----------------------------------------------------------
+
+    def record_call(
+        self, endpoint: str, query: Mapping[str, list[str]], body: bytes, client_ip: str
+    ) -> Outcome:
+        """Handle ``startrecord`` or ``stoprecord``; faults strike before the room changes."""
+        with self._lock:
+            # Read under the lock so arrival times reach the budget and journal in order.
+            now = self.clock()
+            cfg = self._config
+            delay = self._faults.latency(cfg.faults, endpoint)
+            plan = self._faults.plan(cfg.faults, endpoint)
+            if plan is not None and plan.kind != "hang":
+                outcome = record_fault_outcome(plan)
+                verdict = "fault: http 500" if plan.kind == "error" else plan.label
+            else:
+                result, stopped = apply_record_call(
+                    cfg, self._rooms, endpoint, query, body, client_ip, now
+                )
+                if stopped is not None:
+                    self._add_files(stopped, now)
+                outcome = json_outcome({"result": result})
+                verdict = "ok" if result == results.OK else f"result: {result}"
+                if plan is not None:
+                    # The vendor did the work; only the answer is late (the client may give up).
+                    delay += plan.hang_s
+                    verdict = f"{plan.label}; {verdict}"
+            outcome.delay_s = delay
+            params: dict[str, Any] = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
+            params.update(_body_for_journal(body))
+            result_text = outcome.payload.get("result") if outcome.payload else None
+            outcome.entry = self.journal.add(
+                time=now,
+                endpoint=endpoint,
+                client_ip=client_ip,
+                params=params,
+                verdict=verdict,
+                secrets=self._secrets,
+                result=result_text,
+                http_status=None if outcome.drop else outcome.status,
+            )
+            return outcome
+
+    def _add_files(self, room: Room, end: float) -> list[RecordedFile]:
+        cfg = self._config
+        files = create_files(
+            self._files_rng,
+            app_id=room.app_id,
+            room_id=room.room_id,
+            start=room.since,
+            end=end,
+            user_data=room.user_data,
+            name_rule=room.name_rule,
+            path=room.path,
+            per_user_files=cfg.per_user_files,
+            timing=FileTiming(
+                upload_delay_s=cfg.upload_delay_s,
+                listing_lag_s=cfg.listing_lag_s,
+                transcode_delay_s=cfg.transcode_delay_s,
+                transcode_fail_rate=cfg.transcode_fail_rate,
+            ),
+            base_url=cfg.public_url or self.base_url,
+        )
+        for file in files:
+            self._files[file.fileid] = file
+        return files
+
+    # -- query endpoints -----------------------------------------------------------------
+
+    def query_call(
+        self, endpoint: str, body: bytes, content_type: str | None, client_ip: str
+    ) -> Outcome:
+        """Handle a query endpoint; checks run in the vendor's order, faults after admission."""
+        with self._lock:
+            now = self.clock()
+            cfg = self._config
+            delay = self._faults.latency(cfg.faults, endpoint)
+            request: QueryRequest | None = None
+            plan: FaultPlan | None = None
+            try:
+                if media_type(content_type) != "application/json":
+                    raise BadParameter("Content-Type must be application/json")
+                request = parse_query(endpoint, parse_json_object(body, allow_empty=False))
+            except BadParameter as exc:
+                code, detail = 400, str(exc)
+            else:
+                code, detail = check_query(cfg, self._budget, request, now)
+            if code == 200:
+                # Only admitted calls meet faults, so a forced code still needed a valid call.
+                plan = self._faults.plan(cfg.faults, endpoint)
+                code, detail = forced_code(plan, code, detail)
+            content = None
+            if code == 200 and request is not None:
+                content = listing(
+                    self._files.values(), endpoint, request, now, cfg.response_variant
+                )
+                message = SUCCESS_MESSAGES[endpoint]
+            else:
+                message = QUERY_MESSAGES.get(code, f"error {code}")
+                message = f"{message}: {detail}" if detail else message
+            payload = query_envelope(
+                round(now * 1000), code, message, content, cfg.response_variant
+            )
+            outcome = query_outcome(plan, payload)
+            outcome.delay_s = delay + (plan.hang_s if plan is not None else 0.0)
+            outcome.entry = self.journal.add(
+                time=now,
+                endpoint=endpoint,
+                client_ip=client_ip,
+                params=_body_for_journal(body),
+                verdict=query_verdict(plan, code),
+                secrets=self._secrets,
+                code=code if outcome.status == 200 and not outcome.drop else None,
+                http_status=None if outcome.drop else outcome.status,
+            )
+            return outcome
+
+    # -- admin and observation -----------------------------------------------------------
+
+    def record_meeting(
+        self,
+        room_id: str,
+        start: float,
+        end: float,
+        *,
+        user_data: str = "",
+        app_id: str | None = None,
+        name_rule: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Files of a meeting the vendor recorded by itself (console auto-recording)."""
+        with self._lock:
+            cfg = self._config
+            app = app_id if app_id is not None else next(iter(cfg.apps), "")
+            if app not in cfg.apps or app in cfg.deleted_apps:
+                raise ValueError(f"app_id {app!r} is not a live app")
+            if not isinstance(room_id, str) or not room_id:
+                raise ValueError("room_id must be a non-empty string")
+            if not isinstance(user_data, str):
+                raise ValueError("user_data must be a string")
+            if name_rule is not None:
+                problems = NameRule.problems(name_rule)
+                if problems:
+                    raise ValueError("name_rule " + "; ".join(problems))
+            if not (math.isfinite(start) and math.isfinite(end)) or start > end:
+                raise ValueError("start and end must be finite and start must not be after end")
+            room = Room(app, room_id, "Meet", start, user_data, name_rule, "")
+            now = self.clock()
+            views = [f.admin_view(now) for f in self._add_files(room, end)]
+            return redact(views, self._secrets)
+
+    def rooms(self) -> list[dict[str, Any]]:
+        """Rooms being recorded now (tokens scrubbed, e.g. from a careless ``UserData``)."""
+        with self._lock:
+            return redact([dict(room.__dict__) for room in self._rooms.values()], self._secrets)
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every file with its current status, in creation order (tokens scrubbed)."""
+        with self._lock:
+            now = self.clock()
+            return redact([f.admin_view(now) for f in self._files.values()], self._secrets)
+
+    def vod_available(self, fileid: str) -> bool:
+        """Whether ``/vod/<fileid>.mp4`` can be downloaded now (the file has been uploaded)."""
+        with self._lock:
+            file = self._files.get(fileid)
+            return file is not None and self.clock() >= file.upload_at
+
+    # -- callbacks -----------------------------------------------------------------------
+
+    def due_callbacks(self) -> list[CallbackJob]:
+        """Callbacks to send now: files that reached status 2 and were not called back yet."""
+        with self._lock:
+            now = self.clock()
+            cfg = self._config
+            jobs = []
+            due = [
+                f
+                for f in self._files.values()
+                if f.callback == "pending" and now >= f.upload_at and now >= f.final_at()
+            ]
+            for file in sorted(due, key=lambda f: (f.final_at(), f.fileid)):
+                if file.fails or cfg.callback_url is None:
+                    file.callback = "skipped"
+                    continue
+                if self._callbacks_rng.random() < cfg.callback_drop_rate:
+                    file.callback = "dropped"
+                    self.journal.add(
+                        time=now,
+                        endpoint="callback",
+                        client_ip=None,
+                        params=file.callback_body(),
+                        verdict="fault: drop",
+                        secrets=self._secrets,
+                        target=cfg.callback_url,
+                    )
+                    continue
+                copies = 2 if self._callbacks_rng.random() < cfg.callback_duplicate_rate else 1
+                file.callback = "sent"
+                jobs.append(
+                    CallbackJob(
+                        url=cfg.callback_url,
+                        body=file.callback_body(),
+                        copies=copies,
+                        fileid=file.fileid,
+                        generation=self.generation,
+                        timeout_s=cfg.callback_timeout_s,
+                    )
+                )
+            return jobs
+
+
+def _body_for_journal(body: bytes) -> dict[str, Any]:
+    try:
+        value = parse_json_object(body, allow_empty=True)
+    except BadParameter:
+        return {"_body": body[:500].decode("utf-8", "replace")}
+    return value

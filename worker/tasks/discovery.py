@@ -1,0 +1,1 @@
+"""Discovery tasks (discovery.*): budgeted polling, room look-ups, callbacks, fan-out."""

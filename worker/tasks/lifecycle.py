@@ -1,0 +1,1 @@
+"""Lifecycle tasks (recordings.*): booking events and start/stop actions."""
