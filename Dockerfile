@@ -1,0 +1,17 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY schedules ./schedules
+COPY worker ./worker
+RUN pip install . && useradd --system --uid 10001 --home-dir /app anyrtc
+
+USER anyrtc
+EXPOSE 8000 5555 8900
+# Every service of docker-compose.yml overrides this with its Procfile line.
+CMD ["sh", "-c", "celery -A worker worker --pool=threads --concurrency=32 --queues=lifecycle,query,events"]

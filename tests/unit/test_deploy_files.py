@@ -1,0 +1,96 @@
+"""The Procfile, docker-compose.yml, .env.example and README agree with each other and the code."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESS_TYPES = {"worker", "beat", "web", "flower", "simulator"}
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def setting_variables() -> set[str]:
+    return {str(field.validation_alias) for field in Settings.model_fields.values()}
+
+
+def test_procfile_has_every_process_type() -> None:
+    assert set(procfile()) == PROCESS_TYPES
+
+
+@pytest.mark.parametrize("service", sorted(PROCESS_TYPES))
+def test_compose_service_runs_its_procfile_line(service: str) -> None:
+    command = compose()["services"][service]["command"]
+    assert command[:2] == ["sh", "-c"]
+    # Compose turns `$$` into `$`, leaving the expansion to the container's shell.
+    assert command[2].replace("$$", "$") == procfile()[service]
+
+
+@pytest.mark.parametrize("service", sorted(PROCESS_TYPES))
+def test_compose_app_services_read_env_and_wait_for_redis(service: str) -> None:
+    spec = compose()["services"][service]
+    assert spec["env_file"] == [".env"]
+    assert spec["build"] == "."
+    if service != "simulator":
+        assert spec["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_simulator_is_behind_a_profile() -> None:
+    assert compose()["services"]["simulator"]["profiles"] == ["simulator"]
+
+
+def test_redis_persists_and_has_a_health_check() -> None:
+    redis = compose()["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert "--maxmemory-policy noeviction" in command
+    assert redis["healthcheck"]["test"][-1] == "ping"
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_procfile_programs_are_installed() -> None:
+    bin_dir = Path(__import__("sys").executable).parent
+    for command in procfile().values():
+        program = shlex.split(command)[0]
+        assert (bin_dir / program).exists(), f"{program} is not installed in {bin_dir}"
+
+
+def test_celery_processes_use_the_app_module() -> None:
+    for name in ("worker", "beat", "flower"):
+        assert procfile()[name].startswith("celery -A worker ")
+
+
+def test_env_example_lists_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    mentioned = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
+    assert setting_variables() - mentioned == set()
+
+
+def test_readme_settings_table_lists_every_setting() -> None:
+    text = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", text, re.MULTILINE))
+    assert setting_variables() - documented == set()
+
+
+def test_dockerfile_installs_every_package() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for package in ("config", "schedules", "worker"):
+        assert f"COPY {package} ./{package}" in text
