@@ -1,4 +1,4 @@
-.PHONY: bootstrap test lint demo simulator
+.PHONY: bootstrap test lint demo demo-quick simulator
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -9,8 +9,13 @@ test: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check .
 
+DEMO_ARGS ?= --once
+
 demo: bootstrap
-	.venv/bin/python -m worker.demo_quick
+	.venv/bin/python -m worker.demo $(DEMO_ARGS)
+
+demo-quick: bootstrap
+	.venv/bin/python -m worker.demo.quick
 
 simulator: bootstrap
 	.venv/bin/python -m worker.anyrtc.simulator --port 8900

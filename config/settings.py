@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     dispatch_interval_s: float = Field(1.0, gt=0, le=60, validation_alias="DISPATCH_INTERVAL_S")
     retry_backoff_base_s: float = Field(1.0, gt=0, validation_alias="RETRY_BACKOFF_BASE_S")
     retry_backoff_max_s: float = Field(60.0, gt=0, validation_alias="RETRY_BACKOFF_MAX_S")
+    # Claim actions this long before they are due and hand them over with a short Celery eta,
+    # so a herd's messages are in the workers before the second they are due (0: at due time).
+    dispatch_ahead_s: float = Field(2.0, ge=0, le=10, validation_alias="DISPATCH_AHEAD_S")
 
     # Discovery: limiter margin, polling, callback receiver, downstream fan-out.
     query_rate_margin_s: float = Field(2.0, ge=0, le=600, validation_alias="QUERY_RATE_MARGIN_S")

@@ -10,8 +10,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    echo "bootstrap: installing the project and its dev extra into .venv" >&2
+    mkdir -p .run
+    if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
+           && .venv/bin/python -m pip install --quiet -e '.[dev]'; } > .run/pip.log 2>&1; then
+        cat .run/pip.log >&2
+        echo "bootstrap: pip install failed (log above, also in .run/pip.log)" >&2
+        exit 1
+    fi
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -124,6 +124,9 @@ class AnyRTCClient:
     @staticmethod
     def _new_session() -> requests.Session:
         session = requests.Session()
+        # No proxy/netrc look-ups from the environment on every call: they cost CPU in a burst,
+        # and vendor calls must go where the settings say.
+        session.trust_env = False
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

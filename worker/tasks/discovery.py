@@ -1,1 +1,134 @@
-"""Discovery tasks (discovery.*): budgeted polling, room look-ups, callbacks, fan-out."""
+"""Discovery tasks (discovery.*): budgeted polling, room look-ups, callbacks, fan-out.
+
+Thin on purpose: each task calls one method of :class:`worker.discovery.service.Discovery`
+and turns its answer into a retry when needed. A task denied by the query budget is re-queued
+with the limiter's countdown (``max_retries=None``): no sleeping in a worker slot.
+
+Queues (config/celery.py): ``discovery.callback`` and ``discovery.publish`` on ``events``;
+``discovery.poll``, ``discovery.lookup_room`` and ``discovery.relist`` on ``query``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any
+
+import redis
+from celery import Task
+
+from config.settings import get_settings
+from worker.celery import app
+from worker.discovery.service import Discovery
+from worker.errors import PublishFailed
+
+__all__ = ["callback", "discovery", "lookup_room", "poll", "publish", "relist"]
+
+log = logging.getLogger(__name__)
+
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+_lock = threading.Lock()
+_discovery: Discovery | None = None
+
+
+def _enqueue(name: str, args: list[Any], countdown: float) -> None:
+    app.send_task(name, args=args, countdown=countdown or None)
+
+
+def discovery() -> Discovery:
+    """This process's Discovery (built on first use, shared by the pool's threads)."""
+    global _discovery
+    if _discovery is None:
+        with _lock:
+            if _discovery is None:
+                _discovery = Discovery(get_settings(), _enqueue)
+    return _discovery
+
+
+def _backoff(task: Task) -> float:
+    settings = get_settings()
+    delay = settings.retry_backoff_base_s * 2 ** min(task.request.retries, 16)
+    return random.uniform(0.5, 1.0) * min(delay, settings.retry_backoff_max_s)
+
+
+def _budget_countdown(wait_s: float) -> float:
+    # A few ms of jitter so waiting look-ups do not all wake in the same instant.
+    return wait_s + random.uniform(0.0, min(0.25, 0.02 * get_settings().query_rate_period_s))
+
+
+@app.task(name="discovery.poll", bind=True, max_retries=None, ignore_result=True)
+def poll(self: Task) -> dict[str, Any]:
+    """Sweep, then poll getVodListByTime (beat sends this every ``poll_every_s``)."""
+    service = discovery()
+    try:
+        sweep = service.sweeper.run()
+        result = service.poller.run(self.request.id)
+    except _REDIS_DOWN as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self), expires=None) from exc
+    if result.status == "retry":
+        countdown = result.retry_after if result.retry_after is not None else _backoff(self)
+        # ``expires=None``: beat's expiry must not drop a poll that waits for its slot.
+        raise self.retry(countdown=countdown, expires=None)
+    if result.error is not None:
+        log.error("poll failed: %s", result.error)
+    return {
+        "status": result.status,
+        "pages": result.pages,
+        "files": result.files,
+        "reason": result.reason,
+        "republished": len(sweep.republished),
+        "delivered_after_wait": len(sweep.delivered),
+    }
+
+
+@app.task(name="discovery.lookup_room", bind=True, max_retries=None, ignore_result=True)
+def lookup_room(
+    self: Task, room_id: str, beg_ms: int | None = None, end_ms: int | None = None
+) -> dict[str, Any]:
+    """getVodInfoByRoomId for a room correlation could not decide (low priority)."""
+    try:
+        result = discovery().runner.room(room_id, beg_ms, end_ms)
+    except _REDIS_DOWN as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
+    if result.status == "retry":
+        if result.retry_after is None:
+            raise self.retry(countdown=_backoff(self))
+        raise self.retry(countdown=_budget_countdown(result.retry_after))
+    return {"status": result.status, "files": result.files, "settled": result.settled}
+
+
+@app.task(name="discovery.relist", bind=True, max_retries=None, ignore_result=True)
+def relist(self: Task, beg_ms: int, end_ms: int) -> dict[str, Any]:
+    """A narrow getVodListByTime for overdue files of unknown room (low priority)."""
+    try:
+        result = discovery().runner.relist(int(beg_ms), int(end_ms))
+    except _REDIS_DOWN as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
+    if result.status == "retry":
+        if result.retry_after is None:
+            raise self.retry(countdown=_backoff(self))
+        raise self.retry(countdown=_budget_countdown(result.retry_after))
+    return {"status": result.status, "files": result.files}
+
+
+@app.task(name="discovery.callback", bind=True, max_retries=None, ignore_result=True)
+def callback(self: Task, payload: dict[str, Any]) -> str:
+    """A validated vendor callback (enqueued by the web app): deliver its file once."""
+    if not isinstance(payload, dict):
+        discovery().ops.error("callback-task", f"payload must be an object, not {type(payload)}")
+        return "invalid"
+    try:
+        return discovery().callback(payload)
+    except _REDIS_DOWN as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
+
+
+@app.task(name="discovery.publish", bind=True, max_retries=8, ignore_result=True)
+def publish(self: Task, fid: str) -> bool:
+    """Publish a claimed but unconfirmed message again (same message id)."""
+    try:
+        return discovery().fanout.republish(str(fid))
+    except (PublishFailed, *_REDIS_DOWN) as exc:
+        # Past max_retries the message stays pending and the next sweep tries again.
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc

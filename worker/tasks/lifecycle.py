@@ -1,1 +1,128 @@
-"""Lifecycle tasks (recordings.*): booking events and start/stop actions."""
+"""Lifecycle tasks (recordings.*): booking events and start/stop actions.
+
+Public contract for booking systems (names and keyword arguments are stable; JSON only):
+
+- ``recordings.schedule(booking_id, room_id, start_at, end_at, user_data=None, name_rule=None,
+  path=None, room_type=None, updated_at=None)``
+- ``recordings.cancel(booking_id, updated_at=None)``
+- ``recordings.start(room_id, booking_id=None, user_data=None, name_rule=None, path=None,
+  room_type=None)``
+- ``recordings.stop(room_id, booking_id=None, room_type=None)``
+
+Internal: ``recordings.perform(action)``, issued by the dispatcher for each claimed action.
+
+Tasks are thin: the work is in :mod:`worker.lifecycle`. None of them retries through Celery:
+invalid input ends at once with InvalidBooking and a dead letter, and vendor retries are
+rescheduled in Redis (the due set), not as Celery countdowns.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from celery import Task, shared_task
+
+from worker.errors import InvalidBooking
+from worker.lifecycle import cancel, get_lifecycle, perform, schedule, start_now, stop_now
+from worker.lifecycle.events import reject
+
+__all__ = [
+    "cancel_task",
+    "perform_task",
+    "schedule_task",
+    "start_task",
+    "stop_task",
+]
+
+
+class LifecycleTask(Task):
+    """Arguments that do not fit the contract are bad input like any other: dead-lettered
+    with a clear error instead of a bare TypeError from the call."""
+
+    typing = False
+    # Any failure here is final for this message; retries are driven from Redis.
+    max_retries = 0
+    # Expected outcome of bad input: reported as FAILURE, logged without a traceback.
+    throws = (InvalidBooking,)
+
+    _signature: inspect.Signature | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._signature is None:
+            self._signature = inspect.signature(self.run)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            payload = {"args": list(args), **kwargs} if args else dict(kwargs)
+            error = InvalidBooking(f"{self.name}: {exc}")
+            raise reject(get_lifecycle(), self.name, payload, error, dead_letter=True) from None
+        return super().__call__(*bound.args, **bound.kwargs)
+
+
+@shared_task(name="recordings.schedule", base=LifecycleTask, ignore_result=False)
+def schedule_task(
+    booking_id: str,
+    room_id: str,
+    start_at: Any,
+    end_at: Any,
+    user_data: Any = None,
+    name_rule: str | None = None,
+    path: str | None = None,
+    room_type: str | None = None,
+    updated_at: Any = None,
+) -> dict[str, Any]:
+    """Create or reschedule a booked recording window (upsert by booking_id)."""
+    return schedule(
+        get_lifecycle(),
+        booking_id=booking_id,
+        room_id=room_id,
+        start_at=start_at,
+        end_at=end_at,
+        user_data=user_data,
+        name_rule=name_rule,
+        path=path,
+        room_type=room_type,
+        updated_at=updated_at,
+    )
+
+
+@shared_task(name="recordings.cancel", base=LifecycleTask)
+def cancel_task(booking_id: str, updated_at: Any = None) -> dict[str, Any]:
+    """Drop a pending window; stop a running one unless another booking holds the room."""
+    return cancel(get_lifecycle(), booking_id=booking_id, updated_at=updated_at)
+
+
+@shared_task(name="recordings.start", base=LifecycleTask)
+def start_task(
+    room_id: str,
+    booking_id: str | None = None,
+    user_data: Any = None,
+    name_rule: str | None = None,
+    path: str | None = None,
+    room_type: str | None = None,
+) -> dict[str, Any]:
+    """Start recording a room now (joins a running recording without a vendor call)."""
+    return start_now(
+        get_lifecycle(),
+        room_id=room_id,
+        booking_id=booking_id,
+        user_data=user_data,
+        name_rule=name_rule,
+        path=path,
+        room_type=room_type,
+    )
+
+
+@shared_task(name="recordings.stop", base=LifecycleTask)
+def stop_task(
+    room_id: str, booking_id: str | None = None, room_type: str | None = None
+) -> dict[str, Any]:
+    """Release a hold on a room now; the vendor stop happens when no booking holds it."""
+    return stop_now(get_lifecycle(), room_id=room_id, booking_id=booking_id, room_type=room_type)
+
+
+@shared_task(name="recordings.perform", base=LifecycleTask, ignore_result=True, track_started=False)
+def perform_task(action: str) -> dict[str, Any]:
+    """Carry out one claimed action (issued by the dispatcher; safe to deliver twice)."""
+    return perform(get_lifecycle(), action)

@@ -1,6 +1,6 @@
 """Record one meeting against the built-in simulator and print its files.
 
-``python -m worker.demo_quick``: no Redis or Celery needed; it shows the client and the
+``python -m worker.demo.quick``: no Redis or Celery needed; it shows the client and the
 simulator talking exactly as the vendor documents.
 """
 

@@ -1,0 +1,147 @@
+"""Every Redis key name of the recording lifecycle, in one place.
+
+All keys live under ``<REDIS_KEY_PREFIX>:lc:`` (``lc`` = lifecycle). Each kind of per-id key has
+its own namespace word, so no booking or room id (ids may contain ``:``) can make one key look
+like another:
+
+============================  ======  =========================================================
+key                           type    content
+============================  ======  =========================================================
+``lc:due``                    zset    pending actions, scored by due time (epoch s)
+``lc:inflight``               zset    claimed actions, scored by lease deadline (epoch s)
+``lc:booking:<booking_id>``   hash    one booking: window, params, state, next action
+``lc:bhist:<booking_id>``     list    the booking's history (JSON entries, oldest first)
+``lc:room:<room_id>``         hash    one room: state, current vendor operation, call guard
+``lc:rhold:<room_id>``        set     bookings holding the room's recording
+``lc:rrel:<room_id>``         set     bookings released and waiting for the room's stop
+``lc:rhist:<room_id>``        list    the room's history: operations and vendor replies
+``lc:active``                 zset    bookings holding a room, scored by their stop due time
+``lc:rooms``                  zset    rooms recording, scored by the time recording started
+``lc:dl:seq``                 string  dead-letter id counter
+``lc:dl:entries``             hash    dead-letter id -> JSON entry
+``lc:dl:index``               zset    dead-letter ids scored by creation time
+============================  ======  =========================================================
+
+Action ids (the members of ``due``/``inflight`` and the Celery task ids):
+``start:<booking_id>:<seq>`` and ``stop:<booking_id>:<seq>`` act on one booking;
+``op:<room_id>:<seq>`` is a vendor operation (start or stop call) on one room. ``seq`` never
+repeats for one booking or room, so a stale copy of an action can always be told from the
+current one.
+
+The Lua scripts receive the fixed keys through KEYS. Per-booking keys of *other* bookings (the
+holders of a room, known only inside the script) are derived from
+:attr:`LifecycleKeys.booking_prefix` and :attr:`LifecycleKeys.bhist_prefix`, passed in ARGV.
+That ties the design to one Redis instance (not Redis Cluster), which is what the product runs
+on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["NAMESPACE", "ActionRef", "LifecycleKeys", "format_action", "parse_action"]
+
+NAMESPACE = "lc"
+ACTION_KINDS = ("start", "stop", "op")
+
+
+@dataclass(frozen=True)
+class LifecycleKeys:
+    """Key names under one deployment prefix (``settings.redis_key_prefix``)."""
+
+    prefix: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{NAMESPACE}:"
+
+    @property
+    def due(self) -> str:
+        return self.base + "due"
+
+    @property
+    def inflight(self) -> str:
+        return self.base + "inflight"
+
+    @property
+    def active(self) -> str:
+        return self.base + "active"
+
+    @property
+    def rooms(self) -> str:
+        return self.base + "rooms"
+
+    @property
+    def dl_seq(self) -> str:
+        return self.base + "dl:seq"
+
+    @property
+    def dl_entries(self) -> str:
+        return self.base + "dl:entries"
+
+    @property
+    def dl_index(self) -> str:
+        return self.base + "dl:index"
+
+    @property
+    def booking_prefix(self) -> str:
+        return self.base + "booking:"
+
+    @property
+    def bhist_prefix(self) -> str:
+        return self.base + "bhist:"
+
+    def booking(self, booking_id: str) -> str:
+        return self.booking_prefix + booking_id
+
+    def bhist(self, booking_id: str) -> str:
+        return self.bhist_prefix + booking_id
+
+    def room(self, room_id: str) -> str:
+        return self.base + "room:" + room_id
+
+    def rhold(self, room_id: str) -> str:
+        return self.base + "rhold:" + room_id
+
+    def rrel(self, room_id: str) -> str:
+        return self.base + "rrel:" + room_id
+
+    def rhist(self, room_id: str) -> str:
+        return self.base + "rhist:" + room_id
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every lifecycle key of this prefix."""
+        return self.base + "*"
+
+
+@dataclass(frozen=True)
+class ActionRef:
+    """A parsed action id: ``kind`` is start, stop (booking actions) or op (room operation)."""
+
+    kind: str
+    subject: str
+    seq: int
+
+    @property
+    def id(self) -> str:
+        return format_action(self.kind, self.subject, self.seq)
+
+    @property
+    def is_room_op(self) -> bool:
+        return self.kind == "op"
+
+
+def format_action(kind: str, subject: str, seq: int) -> str:
+    """``<kind>:<subject>:<seq>``; the subject (a booking or room id) may contain ``:``."""
+    if kind not in ACTION_KINDS:
+        raise ValueError(f"unknown action kind {kind!r}")
+    return f"{kind}:{subject}:{seq}"
+
+
+def parse_action(action_id: str) -> ActionRef:
+    """The inverse of :func:`format_action`; ValueError for anything else."""
+    kind, sep, rest = action_id.partition(":")
+    subject, sep2, seq = rest.rpartition(":")
+    if not sep or not sep2 or kind not in ACTION_KINDS or not subject or not seq.isdigit():
+        raise ValueError(f"not an action id: {action_id!r}")
+    return ActionRef(kind, subject, int(seq))

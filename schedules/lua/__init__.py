@@ -1,0 +1,1 @@
+"""Lua scripts of the recording lifecycle, one atomic operation per file (package data)."""

@@ -1,0 +1,214 @@
+"""Booking and room states, their allowed transitions, and read access to state and history.
+
+Transitions are made only by the Lua scripts (atomically); this module names the states, states
+which transitions exist (tests check every history against it), and reads what the scripts wrote.
+
+Booking: ``scheduled`` → ``starting`` (holds its room; the vendor start is under way or the room
+is busy) → ``recording`` → ``stopping`` (last holder released; the vendor stop is under way) →
+``stopped``. A booking joining a room that already records goes ``scheduled`` → ``recording``
+directly; one leaving a room others still hold goes ``recording`` → ``stopped`` directly. Any
+non-final state may end in ``failed`` (vendor gave a permanent error, retries stopped being
+useful, or the window passed unrecorded) or ``cancelled``. A reschedule may send a booking back
+to ``scheduled``; a schedule after a final state starts it afresh.
+
+Room: ``idle`` → ``starting`` → ``recording`` → ``stopping`` → ``idle``; a failed start or stop
+returns it to ``idle``.
+
+Booking hash fields (``lc:booking:<id>``): booking_id, room_id, start_at, end_at, start_due,
+stop_due (epoch s), params (JSON: user_data, name_rule, path, room_type), request (JSON: the
+task and kwargs to replay), updated_at, state, reason, code/message (last vendor failure),
+seq (action counter), next/next_at (the one pending action), ending ("", cancel, stop,
+restart: what the pending stop does), held_room, final (state after the room's stop),
+recorded ("1" once a confirmed recording covered it), created_at, changed_at.
+
+Room hash fields (``lc:room:<id>``): room_id, state, since, op_seq, op_id, op_kind,
+op_started_at, op_by, call_token/call_deadline (the open vendor call attempt), attempts,
+uncertain ("1" after a lost reply), last_code/last_message, rec_params, changed_at.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from schedules.keys import LifecycleKeys
+
+__all__ = [
+    "BOOKING_STATES",
+    "BOOKING_TRANSITIONS",
+    "FINAL_STATES",
+    "HOLDING_STATES",
+    "ROOM_STATES",
+    "BookingView",
+    "RoomView",
+    "StateReader",
+]
+
+BOOKING_STATES = (
+    "scheduled",
+    "starting",
+    "recording",
+    "stopping",
+    "stopped",
+    "failed",
+    "cancelled",
+)
+FINAL_STATES = frozenset({"stopped", "failed", "cancelled"})
+HOLDING_STATES = frozenset({"starting", "recording"})
+ROOM_STATES = ("idle", "starting", "recording", "stopping")
+
+# from-state ("" = new booking) -> states it may move to.
+BOOKING_TRANSITIONS: dict[str, frozenset[str]] = {
+    "": frozenset({"scheduled", "cancelled"}),
+    "scheduled": frozenset({"scheduled", "starting", "recording", "failed", "cancelled"}),
+    "starting": frozenset(
+        {"starting", "recording", "stopping", "scheduled", "stopped", "failed", "cancelled"}
+    ),
+    "recording": frozenset(
+        {"recording", "stopping", "scheduled", "stopped", "failed", "cancelled"}
+    ),
+    "stopping": frozenset({"stopping", "scheduled", "stopped", "failed", "cancelled"}),
+    "stopped": frozenset({"stopped", "scheduled"}),
+    "failed": frozenset({"failed", "scheduled"}),
+    "cancelled": frozenset({"cancelled", "scheduled"}),
+}
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class BookingView:
+    """A booking as stored (times in epoch seconds)."""
+
+    booking_id: str
+    room_id: str
+    state: str
+    start_at: float | None
+    end_at: float | None
+    start_due: float | None
+    stop_due: float | None
+    next_action: str
+    next_at: float | None
+    updated_at: float | None
+    reason: str
+    code: str
+    message: str
+    held_room: str
+    params: dict[str, Any] = field(default_factory=dict)
+    created_at: float | None = None
+    changed_at: float | None = None
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> BookingView:
+        return cls(
+            booking_id=data.get("booking_id", ""),
+            room_id=data.get("room_id", ""),
+            state=data.get("state", ""),
+            start_at=_float(data.get("start_at")),
+            end_at=_float(data.get("end_at")),
+            start_due=_float(data.get("start_due")),
+            stop_due=_float(data.get("stop_due")),
+            next_action=data.get("next", ""),
+            next_at=_float(data.get("next_at")),
+            updated_at=_float(data.get("updated_at")),
+            reason=data.get("reason", ""),
+            code=data.get("code", ""),
+            message=data.get("message", ""),
+            held_room=data.get("held_room", ""),
+            params=json.loads(data.get("params") or "{}"),
+            created_at=_float(data.get("created_at")),
+            changed_at=_float(data.get("changed_at")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RoomView:
+    """A room as stored."""
+
+    room_id: str
+    state: str
+    since: float | None
+    op_id: str
+    op_kind: str
+    attempts: int
+    holders: tuple[str, ...]
+    last_code: str = ""
+    last_message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["holders"] = list(self.holders)
+        return data
+
+
+class StateReader:
+    """Read-only access to bookings, rooms, histories and the pending/active lists."""
+
+    def __init__(self, client: redis.Redis, keys: LifecycleKeys) -> None:
+        self.r = client
+        self.keys = keys
+
+    def booking(self, booking_id: str) -> BookingView | None:
+        data = self.r.hgetall(self.keys.booking(booking_id))
+        return BookingView.from_hash(data) if data else None
+
+    def history(self, booking_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The booking's history, oldest first (at most the newest ``limit`` entries)."""
+        return [json.loads(e) for e in self.r.lrange(self.keys.bhist(booking_id), -limit, -1)]
+
+    def room(self, room_id: str) -> RoomView | None:
+        data = self.r.hgetall(self.keys.room(room_id))
+        holders = tuple(sorted(self.r.smembers(self.keys.rhold(room_id))))
+        if not data and not holders:
+            return None
+        return RoomView(
+            room_id=room_id,
+            state=data.get("state") or "idle",
+            since=_float(data.get("since")),
+            op_id=data.get("op_id", ""),
+            op_kind=data.get("op_kind", ""),
+            attempts=int(data.get("attempts") or 0),
+            holders=holders,
+            last_code=data.get("last_code", ""),
+            last_message=data.get("last_message", ""),
+        )
+
+    def room_history(self, room_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.r.lrange(self.keys.rhist(room_id), -limit, -1)]
+
+    def upcoming(self, limit: int = 50) -> list[tuple[float, BookingView]]:
+        """Pending starts, earliest first: (due time, booking)."""
+        found: list[tuple[float, BookingView]] = []
+        offset, page = 0, max(limit * 2, 100)
+        while len(found) < limit:
+            rows = self.r.zrange(self.keys.due, offset, offset + page - 1, withscores=True)
+            if not rows:
+                break
+            offset += page
+            for member, score in rows:
+                if not member.startswith("start:"):
+                    continue
+                booking_id = member[len("start:") : member.rindex(":")]
+                view = self.booking(booking_id)
+                if view is not None and view.next_action == member:
+                    found.append((score, view))
+        return found[:limit]
+
+    def active(self) -> list[BookingView]:
+        """Bookings holding or releasing a room (starting/recording/stopping), by stop due."""
+        ids = self.r.zrange(self.keys.active, 0, -1)
+        views = [self.booking(i) for i in ids]
+        return [v for v in views if v is not None]
+
+    def recording_rooms(self) -> list[RoomView]:
+        """Rooms the vendor records for us, by start time."""
+        rooms = [self.room(i) for i in self.r.zrange(self.keys.rooms, 0, -1)]
+        return [room for room in rooms if room is not None]

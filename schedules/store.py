@@ -1,0 +1,319 @@
+"""Windows and actions in Redis: the Python face of the lifecycle Lua scripts.
+
+Every state change goes through one script call, so it is atomic. Every method takes ``now``
+(epoch seconds from the caller's injected clock); no script reads Redis ``TIME``. All
+processes of a deployment therefore need synchronised clocks (NTP): a skew of d seconds moves an
+action by at most d and shortens or lengthens a lease by d.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from schedules.keys import LifecycleKeys, parse_action
+from schedules.scripts import LifecycleScripts, scripts_for
+
+__all__ = [
+    "DEFAULT_HISTORY_MAX",
+    "DEFAULT_RETENTION_S",
+    "ActionResult",
+    "CallGrant",
+    "Claim",
+    "EventResult",
+    "LifecycleStore",
+    "Settlement",
+]
+
+DEFAULT_RETENTION_S = 30 * 24 * 3600
+DEFAULT_HISTORY_MAX = 200
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """What a booking event did: ``verdict`` is applied, unchanged, stale or ignored."""
+
+    verdict: str
+    state: str
+    next_action: str
+    next_at: float | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One dispatcher claim: (action id, due time) pairs now leased to the caller.
+
+    ``next_due`` is the earliest due time still waiting, ``next_lease`` the earliest lease end
+    in flight (either may need the dispatcher's attention next).
+    """
+
+    due: list[tuple[str, float]]
+    reissued: int
+    next_due: float | None
+    next_lease: float | None
+
+    @property
+    def actions(self) -> list[str]:
+        return [action for action, _ in self.due]
+
+
+@dataclass(frozen=True)
+class CallGrant:
+    """Permission (or not) to call the vendor for one room operation attempt.
+
+    ``verdict``: call (the caller owns the attempt), busy, stale, abandon, plus the action
+    verdicts of :class:`ActionResult` when it comes from a booking action.
+    """
+
+    verdict: str
+    op_id: str = ""
+    kind: str = ""
+    params: dict[str, Any] | None = None
+    attempt: int = 0
+    uncertain: bool = False
+    token: str = ""
+
+    @property
+    def room_id(self) -> str:
+        return parse_action(self.op_id).subject if self.op_id else ""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What applying a booking action did; ``grant`` is set when a vendor call must follow."""
+
+    verdict: str
+    detail: str = ""
+    grant: CallGrant | None = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The outcome of finish_call; ``next_grant`` is set when another operation follows."""
+
+    verdict: str
+    kind: str
+    bookings: list[str]
+    next_grant: CallGrant | None
+    retry_at: float | None
+
+
+class LifecycleStore:
+    """Bookings, rooms, due and in-flight actions under one key prefix."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: LifecycleKeys,
+        *,
+        retention_s: float = DEFAULT_RETENTION_S,
+        history_max: int = DEFAULT_HISTORY_MAX,
+        scripts: LifecycleScripts | None = None,
+    ) -> None:
+        self.r = client
+        self.keys = keys
+        self.retention_s = int(retention_s)
+        self.history_max = history_max
+        self.scripts = scripts or scripts_for(client)
+
+    # -- booking events ----------------------------------------------------------------------
+
+    def apply_event(
+        self,
+        mode: str,
+        booking_id: str,
+        *,
+        now: float,
+        updated_at: float | None = None,
+        room_id: str = "",
+        start_at: float | None = None,
+        end_at: float | None = None,
+        lead_s: float = 0.0,
+        tail_s: float = 0.0,
+        params: dict[str, Any] | None = None,
+        request: dict[str, Any] | None = None,
+        source: str = "",
+    ) -> EventResult:
+        """Apply schedule/start (window given) or cancel/stop to one booking, atomically."""
+        if mode not in ("schedule", "start", "cancel", "stop"):
+            raise ValueError(f"unknown event mode {mode!r}")
+        windowed = mode in ("schedule", "start")
+        if windowed and (start_at is None or end_at is None or not room_id):
+            raise ValueError(f"{mode} needs room_id, start_at and end_at")
+        k = self.keys
+        argv = [
+            mode,
+            booking_id,
+            _num(now),
+            "" if updated_at is None else _num(updated_at),
+            room_id if windowed else "",
+            _num(start_at) if windowed else "",
+            _num(end_at) if windowed else "",
+            _num(start_at - lead_s) if windowed else "",  # type: ignore[operator]
+            _num(end_at + tail_s) if windowed else "",  # type: ignore[operator]
+            _json(params or {}),
+            _json(request or {}),
+            self.retention_s,
+            self.history_max,
+            source,
+        ]
+        keys = [k.booking(booking_id), k.bhist(booking_id), k.due, k.inflight, k.active]
+        verdict, state, nxt, nxt_at, detail = self.scripts.apply_event(keys=keys, args=argv)
+        return EventResult(verdict, state, nxt, float(nxt_at) if nxt_at else None, detail)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def claim_due(self, *, now: float, lease_s: float, limit: int, ahead_s: float = 0.0) -> Claim:
+        """Lease up to ``limit`` actions due by ``now + ahead_s`` (or whose lease ran out) to the
+        caller (claim_due.lua). A lease runs ``lease_s`` past the later of now and the due time.
+        """
+        raw = self.scripts.claim_due(
+            keys=[self.keys.due, self.keys.inflight],
+            args=[_num(now), _num(now + ahead_s), _num(lease_s), limit],
+        )
+        reissued, next_due, next_lease, *flat = raw
+        pairs = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return Claim(
+            pairs,
+            int(reissued),
+            float(next_due) if next_due else None,
+            float(next_lease) if next_lease else None,
+        )
+
+    def apply_action(
+        self, action_id: str, *, now: float, lease_s: float, token: str
+    ) -> ActionResult:
+        """Apply a claimed booking action (apply_action.lua); see the script for verdicts."""
+        ref = parse_action(action_id)
+        if ref.is_room_op:
+            raise ValueError(f"{action_id} is a room operation; use begin_call")
+        k = self.keys
+        keys = [
+            k.booking(ref.subject),
+            k.bhist(ref.subject),
+            k.due,
+            k.inflight,
+            k.active,
+            k.dl_entries,
+            k.dl_index,
+            k.dl_seq,
+        ]
+        argv = [
+            action_id,
+            _num(now),
+            _num(lease_s),
+            token,
+            self.retention_s,
+            self.history_max,
+            k.base,
+        ]
+        raw = self.scripts.apply_action(keys=keys, args=argv)
+        verdict = raw[0]
+        if verdict == "call":
+            _, op_id, kind, params, attempt, uncertain = raw
+            grant = CallGrant(
+                "call", op_id, kind, json.loads(params), int(attempt), bool(uncertain), token
+            )
+            return ActionResult("call", kind, grant)
+        return ActionResult(verdict, str(raw[1]) if len(raw) > 1 else "")
+
+    def begin_call(self, op_id: str, *, now: float, lease_s: float, token: str) -> CallGrant:
+        """Open a vendor call attempt for a re-issued room operation (begin_call.lua)."""
+        room_id = parse_action(op_id).subject
+        k = self.keys
+        raw = self.scripts.begin_call(
+            keys=[k.room(room_id), k.rhold(room_id), k.inflight, k.due, k.rhist(room_id)],
+            args=[op_id, _num(now), _num(lease_s), token, self.history_max],
+        )
+        verdict = raw[0]
+        if verdict in ("call", "abandon"):
+            _, kind, params, attempt, uncertain = raw
+            return CallGrant(
+                verdict,
+                op_id,
+                kind,
+                json.loads(params),
+                int(attempt),
+                bool(uncertain),
+                token if verdict == "call" else "",
+            )
+        return CallGrant(verdict, op_id)
+
+    def finish_call(
+        self,
+        grant: CallGrant,
+        *,
+        now: float,
+        outcome: str,
+        code: str = "",
+        message: str = "",
+        retry_at: float | None = None,
+        lease_s: float,
+        next_token: str,
+        stop_retry_s: float,
+    ) -> Settlement:
+        """Record a call outcome (ok, already, retry, fail, abandon) (finish_call.lua)."""
+        if outcome not in ("ok", "already", "retry", "fail", "abandon"):
+            raise ValueError(f"unknown outcome {outcome!r}")
+        room_id = grant.room_id
+        k = self.keys
+        keys = [
+            k.room(room_id),
+            k.rhold(room_id),
+            k.rrel(room_id),
+            k.rhist(room_id),
+            k.inflight,
+            k.due,
+            k.active,
+            k.rooms,
+            k.dl_entries,
+            k.dl_index,
+            k.dl_seq,
+        ]
+        argv = [
+            grant.op_id,
+            grant.token,
+            _num(now),
+            outcome,
+            code,
+            message,
+            _num(retry_at if retry_at is not None else now),
+            _num(lease_s),
+            next_token,
+            k.booking_prefix,
+            k.bhist_prefix,
+            self.retention_s,
+            _num(stop_retry_s),
+            self.history_max,
+        ]
+        verdict, kind, bookings, next_op, next_kind, params, _ = self.scripts.finish_call(
+            keys=keys, args=argv
+        )
+        decoded = json.loads(bookings)
+        next_grant = None
+        if next_op:
+            next_grant = CallGrant(
+                "call", next_op, next_kind, json.loads(params), 1, False, next_token
+            )
+        return Settlement(
+            verdict,
+            kind,
+            list(decoded) if isinstance(decoded, list) else [],
+            next_grant,
+            retry_at if verdict == "retry" else None,
+        )

@@ -1,0 +1,76 @@
+"""Correlation of time-listed files with the recording log (real Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from schedules.recording_log import RecordingLog
+from worker.discovery.correlate import Correlator
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_000
+
+
+@pytest.fixture
+def log(redis_client: redis.Redis, settings: Any) -> RecordingLog:
+    return RecordingLog(redis_client, settings.redis_key_prefix)
+
+
+def file(start: float, end: float, **extra: str) -> dict[str, str]:
+    return {"start_time": str(int(start)), "end_time": str(int(end)), **extra}
+
+
+def session(log: RecordingLog, room: str, start: float, stop: float, *bookings: str) -> None:
+    log.started(room, start, bookings)
+    log.stopped(room, stop)
+
+
+def test_one_matching_recording_names_room_and_bookings(log: RecordingLog) -> None:
+    session(log, "a", T0 + 0.4, T0 + 60.7, "b-1", "b-2")
+    session(log, "b", T0 + 2.5, T0 + 62.5)  # 2.5 s later: another recording
+    found = Correlator(log).correlate(file(T0, T0 + 60))
+    assert (found.kind, found.room_id, found.booking_ids) == ("unique", "a", ("b-1", "b-2"))
+
+
+@pytest.mark.parametrize("phase", [0.05, 0.5, 0.95])
+def test_the_previous_wave_never_matches_a_truncated_second(
+    log: RecordingLog, phase: float
+) -> None:
+    # The vendor lists whole seconds (truncated). Meetings 2 s apart in start and stop stay
+    # apart whatever the sub-second phase of their real start.
+    session(log, "earlier", T0 + phase - 2, T0 + 60 + phase - 2)
+    session(log, "this", T0 + phase + 0.02, T0 + 60 + phase + 0.02)  # confirmed 20 ms later
+    session(log, "later", T0 + phase + 2, T0 + 60 + phase + 2)
+    found = Correlator(log).correlate(file(T0 + phase, T0 + 60 + phase))
+    assert (found.kind, found.room_id) == ("unique", "this")
+
+
+def test_recordings_over_the_same_seconds_are_ambiguous(log: RecordingLog) -> None:
+    session(log, "a", T0 + 0.2, T0 + 60.2)
+    session(log, "b", T0 + 0.6, T0 + 60.6)
+    found = Correlator(log).correlate(file(T0, T0 + 60))
+    assert (found.kind, found.candidates) == ("ambiguous", ("a", "b"))
+
+
+def test_a_file_inside_a_recording_but_not_matching_it_is_looked_up(log: RecordingLog) -> None:
+    session(log, "a", T0, T0 + 600)
+    found = Correlator(log).correlate(file(T0 + 100, T0 + 200))  # a per-user stream, say
+    assert (found.kind, found.candidates) == ("ambiguous", ("a",))
+
+
+def test_a_file_no_logged_recording_could_have_made_is_unknown(log: RecordingLog) -> None:
+    session(log, "a", T0, T0 + 60)
+    assert Correlator(log).correlate(file(T0 - 50, T0 - 5)).kind == "unknown"
+    assert Correlator(log).correlate({"download_url": "x"}).kind == "unknown"
+
+
+def test_a_named_room_takes_bookings_from_its_matching_session(log: RecordingLog) -> None:
+    session(log, "a", T0, T0 + 60, "early")
+    session(log, "a", T0 + 1000, T0 + 1060, "late")
+    found = Correlator(log).correlate(file(T0 + 1000, T0 + 1060, room_id="a"))
+    assert (found.kind, found.room_id, found.booking_ids) == ("room", "a", ("late",))
+    assert Correlator(log).correlate(file(T0 + 5000, T0 + 5060, room_id="z")).booking_ids == ()

@@ -1,0 +1,464 @@
+"""Discovery flows on real Redis, the simulator over loopback HTTP, and a kombu consumer.
+
+The plain functions under the tasks run in this process; the tasks they would enqueue are run
+inline by ``run_queued`` (the Celery transport itself is covered by test_discovery_worker.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Exchange, Queue
+
+from schedules.recording_log import RecordingLog
+from worker.anyrtc.client import AnyRTCClient
+from worker.discovery.keys import file_key_id
+from worker.discovery.service import Discovery
+from worker.errors import BudgetExhausted
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+class Harness:
+    """A Discovery on tuned settings plus the helpers the tests share."""
+
+    def __init__(self, settings: Any, sim: Any, client: redis.Redis) -> None:
+        self.settings = settings
+        self.sim = sim
+        self.redis = client
+        self.queued: list[tuple[str, list[Any]]] = []
+        self.disc = Discovery(settings, lambda name, args, _c: self.queued.append((name, args)))
+        self.vendor = AnyRTCClient.from_settings(settings)
+        self.log = RecordingLog(client, settings.redis_key_prefix)
+        self.customer = f"{settings.redis_key_prefix}-customer"
+
+    def record_ours(self, room: str, seconds: float = 1.1, bookings: tuple[str, ...] = ()) -> None:
+        """What the lifecycle does: start, log, stop, log."""
+        self.vendor.start_record(room)
+        self.log.started(room, time.time(), bookings)
+        time.sleep(seconds)
+        self.vendor.stop_record(room)
+        self.log.stopped(room, time.time())
+
+    def sim_files(self, room: str | None = None) -> list[dict[str, Any]]:
+        return [f for f in self.sim.files() if room is None or f["room_id"] == room]
+
+    def visible(self, count: int, *, final: bool = False) -> list[dict[str, Any]]:
+        def ready() -> list[dict[str, Any]] | None:
+            files = [f for f in self.sim.files() if f["visible"]]
+            if final:
+                files = [f for f in files if f["status"] in (2, 3)]
+            return files if len(files) >= count else None
+
+        return wait_until(ready)
+
+    def run_queued(self) -> list[str]:
+        """Run the tasks the code enqueued, as the worker would."""
+        ran = []
+        while self.queued:
+            name, args = self.queued.pop(0)
+            ran.append(name)
+            if name == "discovery.lookup_room":
+                assert self.disc.runner.room(*args).status == "done"
+            elif name == "discovery.relist":
+                assert self.disc.runner.relist(*args).status == "done"
+            elif name == "discovery.publish":
+                self.disc.fanout.republish(*args)
+            else:
+                raise AssertionError(f"unexpected task {name}")
+        return ran
+
+    def outbox(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        for key in self.redis.scan_iter(f"{self.settings.redis_key_prefix}:disc:outbox:*"):
+            if key.endswith(":pending"):
+                continue
+            record = self.redis.hgetall(key)
+            found[key.rsplit(":", 1)[1]] = {**record, "body": json.loads(record["body"])}
+        return found
+
+    def consume(self, expect: int, timeout: float = 5.0) -> list[tuple[dict[str, Any], Any]]:
+        """Drain the customer queue with kombu, as a customer would."""
+        exchange = Exchange(self.settings.downstream_exchange, "topic", durable=True)
+        queue = Queue(self.customer, exchange, routing_key="recording.*", durable=True)
+        got: list[tuple[dict[str, Any], Any]] = []
+
+        def on_message(body: dict[str, Any], message: Any) -> None:
+            got.append((body, message))
+            message.ack()
+
+        with (
+            Connection(self.settings.downstream_broker_url) as conn,
+            conn.Consumer(queue, callbacks=[on_message], accept=["json"]),
+        ):
+            deadline = time.monotonic() + timeout
+            while len(got) < expect and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    conn.drain_events(timeout=0.2)
+            if len(got) == expect:  # and nothing more arrives
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    conn.drain_events(timeout=0.3)
+        return got
+
+
+@pytest.fixture
+def tuned(settings: Any) -> Any:
+    return settings.model_copy(
+        update={
+            "query_rate_limit": 5,
+            "query_rate_period_s": 1.0,
+            "query_rate_margin_s": 0.02,
+            "poll_interval_s": 1.0,
+            "poll_overlap_s": 30.0,
+            "expected_transcode_s": 5.0,
+            "downstream_queues": f"{settings.redis_key_prefix}-customer=recording.*",
+        }
+    )
+
+
+@pytest.fixture
+def h(tuned: Any, sim: Any, redis_client: redis.Redis) -> Iterator[Harness]:
+    sim.configure(rate_limit=5, rate_period_s=1.0, upload_delay_s=0.1, transcode_delay_s=0.2)
+    harness = Harness(tuned, sim, redis_client)
+    harness.disc.publisher.declare()  # the customer binds before going live
+    yield harness
+    harness.disc.publisher.close()
+    redis_client.delete(f"{tuned.downstream_exchange}.audit")
+
+
+def test_poll_reads_every_page_of_one_window(h: Harness) -> None:
+    h.disc.poller.page_max = 3
+    now = time.time()
+    for i in range(7):
+        h.sim.record(f"auto-{i}", now - 30, now - 20)
+    h.visible(7)
+    result = h.disc.poller.run("task-1")
+    assert (result.status, result.pages, result.files) == ("done", 3, 7)
+    calls = h.sim.journal("getVodListByTime")
+    assert [c["params"]["pageNum"] for c in calls] == [1, 2, 3]
+    assert {(c["params"]["begTime"], c["params"]["endTime"]) for c in calls} == {
+        (calls[0]["params"]["begTime"], calls[0]["params"]["endTime"])
+    }
+    assert all(c["params"]["pageMax"] == 3 for c in calls)
+    keys = h.disc.keys
+    assert h.redis.get(keys.poll_watermark) == str(calls[0]["params"]["endTime"])
+    assert not h.redis.exists(keys.poll_cursor)
+    assert all(h.disc.registry.get(file_key_id(f["download_url"])) for f in h.sim_files())
+
+
+def test_poll_resumes_at_the_page_where_the_budget_stopped_it(h: Harness) -> None:
+    h.sim.configure(rate_limit=2)
+    h.disc.limiter.limit = 2
+    h.disc.poller.page_max = 2
+    now = time.time()
+    for i in range(7):
+        h.sim.record(f"auto-{i}", now - 30, now - 20)
+    h.visible(7)
+    first = h.disc.poller.run("task-A")
+    assert first.status == "retry" and first.pages == 2 and first.retry_after
+    cursor = h.disc.poller.cursor()
+    assert cursor is not None and cursor.page == 3
+    # A poll sent by beat meanwhile leaves the work to the queued retry.
+    assert h.disc.poller.run("task-B").reason == "a retry of the poll is already queued"
+    time.sleep(first.retry_after)
+    second = h.disc.poller.run("task-A")
+    assert (second.status, second.pages) == ("done", 2)
+    calls = h.sim.journal("getVodListByTime")
+    assert [c["params"]["pageNum"] for c in calls] == [1, 2, 3, 4]
+    assert len({(c["params"]["begTime"], c["params"]["endTime"]) for c in calls}) == 1
+    assert [c["code"] for c in calls] == [200] * 4
+    assert not h.redis.exists(h.disc.keys.poll_retry)
+
+
+def test_one_poller_at_a_time(h: Harness) -> None:
+    lock = h.redis.lock(h.disc.keys.poll_lock, timeout=5)
+    assert lock.acquire(blocking=False)
+    try:
+        assert h.disc.poller.run("t").reason == "another poll is running"
+    finally:
+        lock.release()
+    assert h.sim.journal("getVodListByTime") == []
+
+
+def test_late_upload_is_caught_by_the_overlap(h: Harness) -> None:
+    h.sim.configure(listing_lag_s=1.0)
+    now = time.time()
+    h.sim.record("late-room", now - 10, now - 0.1)
+    upload_ms = h.sim_files()[0]["upload_timestamp"]
+    first = h.disc.poller.run("t1")
+    assert first.files == 0  # uploaded, but the list does not show it yet
+    h.visible(1)
+    second = h.disc.poller.run("t2")
+    assert second.files == 1
+    calls = h.sim.journal("getVodListByTime")
+    # The second window starts before the first one ended: the overlap is what caught it.
+    assert calls[1]["params"]["begTime"] <= upload_ms <= calls[0]["params"]["endTime"]
+
+
+def test_file_followed_from_0_to_2_is_emitted_once(h: Harness) -> None:
+    h.sim.configure(transcode_delay_s=1.5)
+    h.record_ours("room-f", bookings=("booking-f",))
+    h.visible(1)
+    assert h.disc.poller.run("t1").files == 1
+    fid = file_key_id(h.sim_files()[0]["download_url"])
+    assert h.disc.registry.get(fid)["status"] in ("0", "1")
+    assert h.redis.zscore(h.disc.keys.follow, fid) is not None
+    assert h.outbox() == {}
+    h.visible(1, final=True)
+    assert h.disc.poller.run("t2").files == 1
+    h.disc.poller.run("t3")
+    got = h.consume(expect=1)
+    assert len(got) == 1
+    body, message = got[0]
+    assert body["status"] == 2 and body["room_id"] == "room-f"
+    assert body["booking_id"] == "booking-f" and body["source"] == "poll"
+    assert message.delivery_info["routing_key"] == "recording.ready"
+    assert message.properties["message_id"] == fid == body["message_id"]
+    assert h.redis.zscore(h.disc.keys.follow, fid) is None
+
+
+def test_failed_transcode_is_published_as_recording_failed(h: Harness) -> None:
+    h.sim.configure(transcode_fail_rate=1.0)
+    h.record_ours("room-x")
+    h.visible(1, final=True)
+    h.disc.poller.run("t1")
+    ((body, message),) = h.consume(expect=1)
+    assert body["status"] == 3 and message.delivery_info["routing_key"] == "recording.failed"
+
+
+def _callback_body(file: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": file["type"],
+        "mediaType": file["media_type"],
+        "userId": file["user_id"],
+        "groupId": file["room_id"],
+        "startTime": str(int(file["start_time"])),
+        "endTime": str(int(file["end_time"])),
+        "fileName": file["file_name"],
+        "fileSize": file["filesize"],
+        "duration": file["file_duration"],
+        "downloadUrl": file["download_url"],
+        "userData": file["user_data"],
+    }
+
+
+@pytest.mark.parametrize("callback_first", [True, False])
+def test_same_file_by_callback_and_by_poll_gives_one_message(
+    h: Harness, callback_first: bool
+) -> None:
+    h.record_ours("room-c", bookings=("bk",))
+    file = h.visible(1, final=True)[0]
+    if callback_first:
+        assert h.disc.callback(_callback_body(file)) == "delivered"
+        h.disc.poller.run("t1")
+    else:
+        h.disc.poller.run("t1")
+        assert h.disc.callback(_callback_body(file)) == "duplicate"
+    got = h.consume(expect=1)
+    assert len(got) == 1
+    body = got[0][0]
+    assert body["source"] == ("callback" if callback_first else "poll")
+    assert body["room_id"] == "room-c" and body["booking_id"] == "bk"
+    stats = h.disc.ops.stats()
+    assert stats.get("delivered_callback", 0) + stats.get("delivered_poll", 0) == 1
+
+
+def test_rooms_that_correlation_cannot_tell_apart_are_looked_up(h: Harness) -> None:
+    # Two rooms recorded over the same seconds: the time list cannot say which file is whose.
+    for room in ("twin-a", "twin-b"):
+        h.vendor.start_record(room)
+        h.log.started(room, time.time())
+    time.sleep(1.1)
+    for room in ("twin-a", "twin-b"):
+        h.vendor.stop_record(room)
+        h.log.stopped(room, time.time())
+    files = h.visible(2, final=True)
+    h.disc.poller.run("t1")
+    assert sorted(args[0] for _, args in h.queued) == ["twin-a", "twin-b"]
+    assert h.outbox() == {}
+    h.run_queued()
+    messages = {m["body"]["download_url"]: m["body"] for m in h.outbox().values()}
+    for file in files:
+        body = messages[file["download_url"]]
+        assert body["room_id"] == file["room_id"]
+        assert body["file_id"] == file["fileid"] and body["source"] == "room"
+    assert len(h.sim.journal("getVodInfoByRoomId")) == 2
+
+
+def test_a_room_never_started_here_waits_for_its_callback_then_goes_without_room(
+    h: Harness,
+) -> None:
+    now = time.time()
+    h.sim.record("auto-1", now - 20, now - 10)
+    h.sim.record("auto-2", now - 40, now - 30)
+    first, second = h.visible(2, final=True)
+    h.disc.poller.run("t1")
+    assert h.outbox() == {}
+    assert h.disc.sweeper.run().delivered == []  # still inside the grace
+    assert h.disc.callback(_callback_body(second)) == "delivered"  # the callback names the room
+    time.sleep(h.settings.poll_every_s + 0.05)
+    assert h.disc.sweeper.run().delivered == [file_key_id(first["download_url"])]
+    bodies = {m["body"]["download_url"]: m["body"] for m in h.outbox().values()}
+    assert bodies[first["download_url"]]["room_id"] is None
+    assert bodies[second["download_url"]]["room_id"] == second["room_id"]
+    assert h.sim.journal("getVodInfoByRoomId") == []  # no room to look up
+
+
+def test_message_claimed_but_never_published_is_published_by_the_sweep(h: Harness) -> None:
+    h.disc.outbox.lease_ms = 100
+    body = {"schema": "recording.v1", "message_id": "f" * 32, "status": 2}
+    # A worker claimed the file and died before publishing.
+    assert h.disc.outbox.claim("f" * 32, json.dumps(body), "recording.ready", "poll")
+    assert h.disc.sweeper.run().republished == []
+    time.sleep(0.15)
+    assert h.disc.sweeper.run().republished == ["f" * 32]
+    assert h.run_queued() == ["discovery.publish"]
+    ((got, message),) = h.consume(expect=1)
+    assert got == body and message.properties["message_id"] == "f" * 32
+    assert h.disc.outbox.get("f" * 32)["state"] == "sent"
+    time.sleep(0.15)
+    assert h.disc.sweeper.run().republished == []
+
+
+def test_overdue_files_get_one_low_priority_query_each(h: Harness) -> None:
+    h.disc.registry.expected_transcode_ms = 300
+    h.disc.sweeper.check_every_ms = 60_000
+    h.sim.configure(transcode_delay_s=30)
+    h.record_ours("slow-room")
+    now = time.time()
+    h.sim.record("slow-auto", now - 20, now - 10)
+    h.visible(2)
+    h.disc.poller.run("t1")
+    time.sleep(0.35)
+    swept = h.disc.sweeper.run()
+    assert swept.lookups == ["slow-room"] and swept.relisted == 1
+    assert sorted(h.run_queued()) == ["discovery.lookup_room", "discovery.relist"]
+    assert len(h.sim.journal("getVodInfoByRoomId")) == 1
+    assert h.disc.sweeper.run().lookups == []  # next check only after check_every
+
+
+def test_vendor_299_closes_the_budget_for_a_window(h: Harness) -> None:
+    h.sim.configure(inject_next=[{"endpoint": "getVodListByTime", "code": 299}])
+    result = h.disc.poller.run("t1")
+    assert result.status == "retry" and result.retry_after == pytest.approx(1.02)
+    with pytest.raises(BudgetExhausted) as denied:
+        h.disc.poll_vendor.list_by_time(0, 1000)
+    assert 0.9 < denied.value.retry_after <= 1.02
+    assert h.disc.poller.cursor() is not None  # resumes the same window later
+
+
+def test_permanent_vendor_error_is_recorded_for_the_operator(h: Harness) -> None:
+    h.sim.configure(inject_next=[{"endpoint": "getVodListByTime", "code": 281}])
+    result = h.disc.poller.run("t1")
+    assert result.status == "failed"
+    (entry,) = h.disc.ops.entries("errors")
+    assert entry["kind"] == "poll" and entry["code"] == "281"
+    token = h.settings.anyrtc_vod_token.get_secret_value()
+    assert token not in json.dumps(entry)
+
+
+def test_a_lost_binding_table_is_healed_by_the_sweep(h: Harness) -> None:
+    table = f"_kombu.binding.{h.settings.downstream_exchange}"
+    h.redis.delete(table)  # e.g. Redis restarted without persistence
+    h.disc.sweeper.run()
+    members = h.redis.smembers(table)
+    assert any(m.endswith(h.customer) for m in members)
+    assert any(m.endswith(f"{h.settings.downstream_exchange}.audit") for m in members)
+
+
+def test_a_quiet_window_costs_one_page_per_poll(h: Harness) -> None:
+    h.sim.configure(rate_limit=50)
+    h.disc.limiter.limit = 50
+    h.disc.poller.page_max = 3
+    now = time.time()
+    for i in range(7):
+        h.sim.record(f"auto-{i}", now - 30, now - 20)
+    h.visible(7, final=True)
+    assert h.disc.poller.run("t1").pages == 3
+    second = h.disc.poller.run("t2")
+    assert (second.pages, second.stages) == (1, ["head"])  # cnt == files already seen
+    watermark = h.redis.get(h.disc.keys.poll_watermark)
+    h.redis.set(h.disc.keys.transcode_est, 500)  # files here take 0.5 s to transcode
+    h.sim.record("auto-new", now - 5, now - 1)
+    h.visible(8)
+    third = h.disc.poller.run("t3")
+    # New files exist, but nothing uploaded since the watermark can be final yet: list later.
+    assert third.stages == ["head", "deferred"]
+    assert h.redis.get(h.disc.keys.poll_watermark) == watermark
+    time.sleep(0.5)
+    fourth = h.disc.poller.run("t4")
+    assert fourth.stages[:2] == ["head", "fresh"]
+    assert h.redis.get(h.disc.keys.poll_watermark) != watermark
+    assert file_key_id(h.sim_files("auto-new")[0]["download_url"]) in set(
+        h.redis.zrange(h.disc.keys.awaiting, 0, -1)
+    )
+
+
+def test_transcoding_files_beyond_page_one_are_relisted_in_follow_windows(h: Harness) -> None:
+    h.sim.configure(rate_limit=50, transcode_delay_s=1.5)
+    h.disc.limiter.limit = 50
+    h.disc.poller.page_max = 2
+    now = time.time()
+    for i in range(5):
+        h.sim.record(f"auto-{i}", now - 10, now + 0.1 * i)  # uploads spread over 0.4 s
+    h.visible(5)
+    first = h.disc.poller.run("t1")
+    assert first.stages == ["head", "rest", "rest"]
+    followed = h.redis.zrange(h.disc.keys.follow, 0, -1)
+    assert len(followed) == 5
+    h.visible(5, final=True)
+    time.sleep(max(0.0, h.settings.poll_every_s - 1.0))
+    second = h.disc.poller.run("t2")
+    assert second.stages[0] == "head" and second.stages.count("follow") >= 1
+    assert h.redis.zcard(h.disc.keys.follow) == 0  # every file seen final
+    calls = h.sim.journal("getVodListByTime")[len(first.stages) :]
+    for call in calls[1:]:
+        assert call["params"]["endTime"] - call["params"]["begTime"] < 30_000  # narrow windows
+
+
+def test_a_file_no_candidate_room_lists_is_delivered_without_room(h: Harness) -> None:
+    # Our recording spans the file but did not make it: an auto-recorded room inside it.
+    h.vendor.start_record("ours")
+    h.log.started("ours", time.time() - 20)
+    h.vendor.stop_record("ours")
+    h.log.stopped("ours", time.time() + 20)
+    h.sim.record("not-ours", time.time() - 10, time.time() - 5)
+    h.visible(2, final=True)
+    h.disc.poller.run("t1")
+    assert [args for _, args in h.queued] == [["ours"]]
+    h.run_queued()
+    bodies = {m["body"]["room_id"] for m in h.outbox().values()}
+    assert bodies == {None, "ours"}
+    assert h.redis.zcard(h.disc.keys.awaiting) == 0
+
+
+def test_a_hand_made_bad_callback_task_is_recorded_not_raised(h: Harness) -> None:
+    assert h.disc.callback({"groupId": "", "downloadUrl": "nope"}) == "invalid"
+    (entry,) = h.disc.ops.entries("errors")
+    assert entry["kind"] == "callback-task" and "downloadUrl" in entry["message"]
+
+
+def test_a_lookup_denied_by_the_budget_asks_to_retry_later(h: Harness) -> None:
+    h.disc.lookups.request("room-z", 0, 1000)
+    h.disc.limiter.close(h.settings.anyrtc_app_id)
+    result = h.disc.runner.room("room-z")
+    assert result.status == "retry" and 0 < (result.retry_after or 0) <= 1.02
+    assert h.disc.lookups.window("room-z") is not None  # still asked for
+    assert h.sim.journal("getVodInfoByRoomId") == []

@@ -1,0 +1,90 @@
+"""A real Flower against the test broker shows a finished recordings.start, without secrets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.workers import running_worker
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+AUTH = ("operator", "flower-test-pw")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def flower(redis_client: Any, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "FLOWER_BASIC_AUTH": f"{AUTH[0]}:{AUTH[1]}"}
+    log = (tmp_path / "flower.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "flower",
+         "--address=127.0.0.1", f"--port={port}"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthcheck", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("flower did not start:\n" + (tmp_path / "flower.log").read_text())
+        yield base
+    finally:
+        process.terminate()
+        process.wait(15)
+        log.close()
+
+
+def test_flower_shows_a_finished_start_without_secrets(
+    flower: str, sim: Any, settings: Any
+) -> None:
+    from worker.celery import app
+
+    token = settings.anyrtc_vod_token.get_secret_value()
+    with running_worker(queues=("lifecycle",)):
+        time.sleep(1.5)  # Flower enables events on the worker when it sees it
+        result = app.send_task("recordings.start", kwargs={"room_id": "flower-room"})
+        result.get(timeout=30)
+        deadline = time.monotonic() + 20
+        info: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            response = requests.get(f"{flower}/api/task/info/{result.id}", auth=AUTH, timeout=5)
+            if response.status_code == 200:
+                info = response.json()
+                if info.get("state") == "SUCCESS":
+                    break
+            time.sleep(0.3)
+        # recordings.start books the action; the dispatcher makes the vendor call right after.
+        while time.monotonic() < deadline and not sim.journal("startrecord"):
+            time.sleep(0.1)
+    assert info.get("state") == "SUCCESS", info
+    assert info["name"] == "recordings.start"
+    assert "flower-room" in info["kwargs"]
+    assert token not in str(info)
+    assert [e["endpoint"] for e in sim.journal("startrecord")] == ["startrecord"]
+
+    assert requests.get(f"{flower}/api/task/info/{result.id}", timeout=5).status_code == 401
+    metrics = requests.get(f"{flower}/metrics", timeout=5)
+    assert metrics.status_code == 200
+    assert "flower_events_total" in metrics.text

@@ -1,0 +1,57 @@
+"""``anyrtc-recorder``: the operator console.
+
+Subcommands live in small modules, each with ``register(subparsers, common)``; adding one (say
+``worker/cli/doctor.py``) is one line in :data:`COMMAND_MODULES`. ``common`` is a parent parser
+carrying the shared options (``--json``); a handler is set with ``set_defaults(handler=...)``,
+takes the parsed arguments and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "worker.cli.bookings",
+    "worker.cli.deadletters",
+    "worker.cli.doctor",
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anyrtc-recorder",
+        description="Operate the anyRTC recorder: bookings, windows, dead letters.",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: "--json" given before the subcommand is not reset by the subparser's default.
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``anyrtc-recorder`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

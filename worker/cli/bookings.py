@@ -1,0 +1,262 @@
+"""Subcommands for bookings and windows: schedule, cancel, start, stop, upcoming, active, show.
+
+Events are applied directly (the same functions the worker's tasks run), so the operator gets
+the outcome at once; the worker's dispatcher then carries out the vendor calls when due.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from worker.cli.common import handles_errors, lifecycle, parse_value
+from worker.cli.output import ago, emit, table, when
+from worker.lifecycle import cancel, schedule, start_now, stop_now
+
+__all__ = ["register"]
+
+SOURCE = "cli"
+
+
+def _event_text(result: dict[str, Any]) -> str:
+    lines = [
+        f"booking {result['booking_id']}: {result['verdict']} ({result.get('detail') or '-'})",
+        f"state: {result.get('state') or '-'}",
+    ]
+    if result.get("next_action"):
+        lines.append(f"next: {result['next_action']} at {when(result.get('next_at'))}")
+    return "\n".join(lines)
+
+
+@handles_errors
+def _schedule(args: argparse.Namespace) -> int:
+    user_data = parse_value(args.user_data_json) if args.user_data_json else args.user_data
+    result = schedule(
+        lifecycle(),
+        booking_id=args.booking_id,
+        room_id=args.room_id,
+        start_at=args.start_at,
+        end_at=args.end_at,
+        user_data=user_data,
+        name_rule=args.name_rule,
+        path=args.path,
+        room_type=args.room_type,
+        updated_at=args.updated_at,
+        source=SOURCE,
+        dead_letter=False,
+    )
+    emit(args.json, result, _event_text)
+    return 0
+
+
+@handles_errors
+def _cancel(args: argparse.Namespace) -> int:
+    result = cancel(lifecycle(), booking_id=args.booking_id, source=SOURCE, dead_letter=False)
+    emit(args.json, result, _event_text)
+    return 0
+
+
+@handles_errors
+def _start(args: argparse.Namespace) -> int:
+    result = start_now(
+        lifecycle(),
+        room_id=args.room_id,
+        booking_id=args.booking_id,
+        user_data=args.user_data,
+        source=SOURCE,
+        dead_letter=False,
+    )
+    emit(args.json, result, _event_text)
+    return 0
+
+
+@handles_errors
+def _stop(args: argparse.Namespace) -> int:
+    result = stop_now(
+        lifecycle(),
+        room_id=args.room_id,
+        booking_id=args.booking_id,
+        source=SOURCE,
+        dead_letter=False,
+    )
+    emit(args.json, result, _event_text)
+    return 0
+
+
+@handles_errors
+def _upcoming(args: argparse.Namespace) -> int:
+    ctx = lifecycle()
+    now = ctx.clock()
+    rows = [{"due": due, **view.as_dict()} for due, view in ctx.reader.upcoming(limit=args.limit)]
+
+    def human(items: list[dict[str, Any]]) -> str:
+        if not items:
+            return "no upcoming windows"
+        return table(
+            ["START DUE", "IN", "BOOKING", "ROOM", "START", "END"],
+            [
+                [
+                    when(i["due"]),
+                    ago(i["due"], now),
+                    i["booking_id"],
+                    i["room_id"],
+                    when(i["start_at"]),
+                    when(i["end_at"]),
+                ]
+                for i in items
+            ],
+        )
+
+    emit(args.json, rows, human)
+    return 0
+
+
+@handles_errors
+def _active(args: argparse.Namespace) -> int:
+    ctx = lifecycle()
+    now = ctx.clock()
+    data = {
+        "bookings": [v.as_dict() for v in ctx.reader.active()],
+        "rooms": [r.as_dict() for r in ctx.reader.recording_rooms()],
+    }
+
+    def human(d: dict[str, Any]) -> str:
+        parts = []
+        if d["bookings"]:
+            parts.append(
+                table(
+                    ["BOOKING", "ROOM", "STATE", "STOP DUE", "IN"],
+                    [
+                        [
+                            b["booking_id"],
+                            b["held_room"] or b["room_id"],
+                            b["state"],
+                            when(b["stop_due"]),
+                            ago(b["stop_due"], now),
+                        ]
+                        for b in d["bookings"]
+                    ],
+                )
+            )
+        else:
+            parts.append("no active bookings")
+        if d["rooms"]:
+            parts.append(
+                table(
+                    ["ROOM", "STATE", "SINCE", "HOLDERS"],
+                    [
+                        [r["room_id"], r["state"], when(r["since"]), ", ".join(r["holders"]) or "-"]
+                        for r in d["rooms"]
+                    ],
+                )
+            )
+        return "\n\n".join(parts)
+
+    emit(args.json, data, human)
+    return 0
+
+
+def _history_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for e in entries:
+        move = e.get("state") or ""
+        if e.get("from") is not None and move:
+            move = f"{e['from'] or 'new'} -> {move}"
+        detail = e.get("detail") or ""
+        if e.get("verdict") and e.get("verdict") != "applied":
+            detail = f"{e['verdict']}: {detail}".rstrip(": ")
+        if e.get("outcome"):
+            detail = f"{e['outcome']} {e.get('code') or ''} {e.get('message') or ''} {detail}"
+        rows.append(
+            [when(e.get("at")), e.get("event", ""), move, e.get("source") or "", detail.strip()]
+        )
+    return rows
+
+
+@handles_errors
+def _show(args: argparse.Namespace) -> int:
+    ctx = lifecycle()
+    view = ctx.reader.booking(args.booking_id)
+    if view is None:
+        raise LookupError(f"no booking {args.booking_id!r}")
+    room_id = view.held_room or view.room_id
+    room = ctx.reader.room(room_id) if room_id else None
+    data = {
+        "booking": view.as_dict(),
+        "history": ctx.reader.history(args.booking_id, limit=args.history),
+        "room": room.as_dict() if room else None,
+        "dead_letters": ctx.deadletters.list(booking_id=args.booking_id),
+    }
+
+    def human(d: dict[str, Any]) -> str:
+        b = d["booking"]
+        fields = [
+            ("booking", b["booking_id"]),
+            ("room", b["room_id"]),
+            ("state", b["state"] + (f" ({b['reason']})" if b["reason"] else "")),
+            ("window", f"{when(b['start_at'])} .. {when(b['end_at'])}"),
+            ("vendor calls due", f"{when(b['start_due'])} .. {when(b['stop_due'])}"),
+            ("next action", f"{b['next_action'] or '-'} at {when(b['next_at'])}"),
+            ("updated_at", when(b["updated_at"])),
+        ]
+        if b["code"]:
+            fields.append(("last vendor error", f"{b['code']}: {b['message']}"))
+        r = d["room"]
+        if r:
+            fields.append(
+                ("room state", f"{r['state']}; holders: {', '.join(r['holders']) or '-'}")
+            )
+        if d["dead_letters"]:
+            fields.append(("dead letters", ", ".join(e["id"] for e in d["dead_letters"])))
+        width = max(len(k) for k, _ in fields)
+        head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
+        history = table(
+            ["AT", "EVENT", "STATE", "SOURCE", "DETAIL"], _history_rows(d["history"]), max_width=80
+        )
+        return f"{head}\n\nhistory:\n{history}"
+
+    emit(args.json, data, human)
+    return 0
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add this module's subcommands to the ``anyrtc-recorder`` parser."""
+    p = commands.add_parser("schedule", parents=[common], help="book or move a window")
+    p.add_argument("booking_id")
+    p.add_argument("room_id")
+    p.add_argument("start_at", help="ISO 8601 with offset (2030-01-31T14:00:00+01:00) or epoch s")
+    p.add_argument("end_at", help="ISO 8601 with offset or epoch seconds")
+    p.add_argument("--user-data", help="UserData string passed to the vendor")
+    p.add_argument("--user-data-json", help="UserData as a JSON object")
+    p.add_argument("--name-rule")
+    p.add_argument("--path")
+    p.add_argument("--room-type")
+    p.add_argument("--updated-at", help="the booking's last-change time (orders events)")
+    p.set_defaults(handler=_schedule)
+
+    p = commands.add_parser("cancel", parents=[common], help="cancel a booking")
+    p.add_argument("booking_id")
+    p.set_defaults(handler=_cancel)
+
+    p = commands.add_parser("start", parents=[common], help="start recording a room now")
+    p.add_argument("room_id")
+    p.add_argument("--booking-id")
+    p.add_argument("--user-data")
+    p.set_defaults(handler=_start)
+
+    p = commands.add_parser("stop", parents=[common], help="release a room's hold now")
+    p.add_argument("room_id")
+    p.add_argument("--booking-id")
+    p.set_defaults(handler=_stop)
+
+    p = commands.add_parser("upcoming", parents=[common], help="pending windows, soonest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(handler=_upcoming)
+
+    p = commands.add_parser("active", parents=[common], help="bookings and rooms recording now")
+    p.set_defaults(handler=_active)
+
+    p = commands.add_parser("show", parents=[common], help="one booking: state and history")
+    p.add_argument("booking_id")
+    p.add_argument("--history", type=int, default=50, help="history entries to show")
+    p.set_defaults(handler=_show)

@@ -1,0 +1,202 @@
+"""Fan-out: the outbox that makes each file's message exactly one, and the kombu publisher.
+
+Delivery is claim -> publish -> mark sent. The claim (one Lua script) writes the message into
+``outbox:<fid>`` as ``pending`` only if no record exists, so of all the sources and retries that
+reach a final file only one publishes. A process that dies after claiming leaves the record
+pending; the sweep publishes it again after the lease, with the same message id. A message can
+therefore (rarely) arrive twice, never with two different ids, and never not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import redis
+from kombu import Connection, Exchange, Queue, binding
+from kombu.pools import producers
+
+from schedules.redis import load_script, redis_from_url
+from worker.discovery.bindings import QueueBinding, audit_binding, parse_downstream_queues
+from worker.discovery.clock import redis_now_ms
+from worker.discovery.keys import DiscoveryKeys
+from worker.discovery.message import routing_key
+from worker.errors import PublishFailed
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+__all__ = ["AUDIT_MAX", "FanOut", "Outbox", "Publisher"]
+
+log = logging.getLogger(__name__)
+
+OUTBOX_TTL_S = 30 * 24 * 3600
+#: How long a claimer has to publish before the sweep publishes the message again.
+PUBLISH_LEASE_S = 30.0
+#: The audit queue keeps the newest messages only (nobody consumes it).
+AUDIT_MAX = 10_000
+_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
+
+
+class Outbox:
+    """The per-file outbox records and the schedule of unconfirmed ones."""
+
+    def __init__(
+        self, client: redis.Redis, keys: DiscoveryKeys, *, lease_s: float = PUBLISH_LEASE_S
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.lease_ms = int(lease_s * 1000)
+        self._claim = load_script(client, "worker.discovery.lua", "claim.lua")
+        self._lease = load_script(client, "worker.discovery.lua", "lease_due.lua")
+
+    def claim(self, fid: str, body: str, routing_key: str, source: str) -> bool:
+        """Whether this caller won the file's one message (then it must publish it)."""
+        won, _ = self._claim(
+            keys=[self.keys.outbox(fid), self.keys.outbox_pending],
+            args=[fid, body, routing_key, source, self.lease_ms, OUTBOX_TTL_S],
+        )
+        return bool(int(won))
+
+    def mark_sent(self, fid: str, sent_ms: int) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.outbox(fid), mapping={"state": "sent", "sent_ms": sent_ms})
+        pipe.zrem(self.keys.outbox_pending, fid)
+        pipe.execute()
+
+    def get(self, fid: str) -> dict[str, str]:
+        return dict(self.client.hgetall(self.keys.outbox(fid)))
+
+    def due(self, limit: int = 100) -> list[str]:
+        """Pending messages whose lease ran out, leased again to the caller."""
+        due = self._lease(keys=[self.keys.outbox_pending], args=[self.lease_ms, limit])
+        return [str(m) for m in due]
+
+    def forget_pending(self, fid: str) -> None:
+        self.client.zrem(self.keys.outbox_pending, fid)
+
+
+class Publisher:
+    """Publishes ``recording.v1`` messages to the downstream topic exchange (kombu).
+
+    Every publish declares the exchange and the bound queues on its channel first (kombu caches
+    this per connection): a kombu Redis "exchange" only exists in the publishing process, and a
+    message that matches no binding is dropped.
+    """
+
+    def __init__(
+        self, url: str, exchange: str, queues: list[QueueBinding], *, audit: bool = True
+    ) -> None:
+        self.url = url
+        self.exchange = Exchange(exchange, type="topic", durable=True, delivery_mode="persistent")
+        wanted = [*queues, audit_binding(exchange)] if audit else list(queues)
+        self.bindings = wanted
+        self.queues = [
+            Queue(
+                b.queue,
+                exchange=self.exchange,
+                bindings=[binding(self.exchange, routing_key=p) for p in b.patterns],
+                durable=True,
+            )
+            for b in wanted
+        ]
+        self.audit_queue = audit_binding(exchange).queue if audit else None
+        self.connection = Connection(url, connect_timeout=5)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Publisher:
+        return cls(
+            settings.downstream_broker_url,
+            settings.downstream_exchange,
+            parse_downstream_queues(settings.downstream_queues),
+        )
+
+    def declare(self) -> None:
+        """Declare the exchange and bind every queue now (idempotent).
+
+        Uses a fresh connection: kombu remembers bindings per connection and would skip a
+        re-declare, so a binding table lost in Redis (flush, restart without persistence) would
+        stay lost. The sweep calls this every run, which heals that within one poll interval.
+        """
+        try:
+            with Connection(self.url, connect_timeout=5) as connection:
+                channel = connection.default_channel
+                self.exchange(channel).declare()
+                for queue in self.queues:
+                    queue(channel).declare()
+        except Exception as exc:
+            raise PublishFailed(
+                f"cannot declare the downstream exchange: {type(exc).__name__}"
+            ) from exc
+
+    def publish(self, body: Mapping[str, Any], routing_key: str, message_id: str) -> None:
+        """Publish one persistent JSON message; PublishFailed after the bounded retries."""
+        try:
+            with producers[self.connection].acquire(block=True, timeout=10) as producer:
+                producer.publish(
+                    dict(body),
+                    exchange=self.exchange,
+                    routing_key=routing_key,
+                    serializer="json",
+                    delivery_mode="persistent",
+                    declare=[self.exchange, *self.queues],
+                    retry=True,
+                    retry_policy=_RETRY_POLICY,
+                    message_id=message_id,
+                    headers={"schema": body.get("schema"), "message_id": message_id},
+                )
+        except Exception as exc:
+            raise PublishFailed(
+                f"publishing {message_id} to {self.exchange.name!r} failed: {type(exc).__name__}"
+            ) from exc
+
+    def trim_audit(self, keep: int = AUDIT_MAX) -> None:
+        """Keep the newest ``keep`` messages of the audit queue (Redis transport only)."""
+        if self.audit_queue is None or urlsplit(self.url).scheme not in ("redis", "rediss"):
+            return
+        client = redis_from_url(self.url)
+        try:
+            # kombu's Redis transport LPUSHes onto a list named after the queue: newest first.
+            client.ltrim(self.audit_queue, 0, keep - 1)
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        self.connection.release()
+
+
+class FanOut:
+    """Claim, publish, confirm: the one path every message takes."""
+
+    def __init__(self, outbox: Outbox, publisher: Publisher) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+
+    def deliver(self, fid: str, body: Mapping[str, Any], source: str) -> bool:
+        """Publish the file's message unless some source already did; True if this call won."""
+        routing = routing_key(int(body["status"]))
+        if not self.outbox.claim(fid, json.dumps(body, ensure_ascii=False), routing, source):
+            return False
+        try:
+            self._publish(fid, body, routing)
+        except PublishFailed:
+            # Claimed but unconfirmed: the sweep publishes it again once the lease runs out.
+            log.exception("message %s not published yet; the outbox sweep will retry it", fid)
+        return True
+
+    def republish(self, fid: str) -> bool:
+        """Publish a claimed-but-unconfirmed message again (same id); False if nothing to do."""
+        record = self.outbox.get(fid)
+        if record.get("state") != "pending":
+            self.outbox.forget_pending(fid)
+            return False
+        body = json.loads(record["body"])
+        self._publish(fid, body, record["routing_key"])
+        return True
+
+    def _publish(self, fid: str, body: Mapping[str, Any], routing: str) -> None:
+        self.publisher.publish(body, routing, fid)
+        self.outbox.mark_sent(fid, redis_now_ms(self.outbox.client))

@@ -1,0 +1,119 @@
+"""The global query budget: one Lua sliding log per app id, shared by every process.
+
+Rule: at most ``QUERY_RATE_LIMIT`` calls in any ``QUERY_RATE_PERIOD_S + QUERY_RATE_MARGIN_S``
+seconds, on Redis server time. A call counts from its admission while in flight and from the
+moment it finished once done (an upper bound of when the vendor saw it), so the margin only has
+to absorb clock differences, not our own send latency.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis
+
+from schedules.redis import load_script
+from worker.discovery.keys import DiscoveryKeys
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+__all__ = ["Decision", "SlidingWindowLimiter"]
+
+# An in-flight call whose process died is forgotten this long after its window: more than any
+# HTTP attempt can last (two timeouts: connect + read), so a live call is never forgotten early.
+_GRACE_FACTOR = 2.0
+_GRACE_EXTRA_S = 1.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the limiter answered: admitted now, or how long until a slot frees."""
+
+    admitted: bool
+    wait_s: float
+    taken: int
+    token: str
+
+
+class SlidingWindowLimiter:
+    """``limit`` calls per ``period_s + margin_s`` seconds per app id, atomically in Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: DiscoveryKeys,
+        *,
+        limit: int,
+        period_s: float,
+        margin_s: float = 0.0,
+        grace_s: float = 10.0,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        if period_s <= 0 or margin_s < 0 or grace_s < 0:
+            raise ValueError("period_s must be > 0, margin_s and grace_s >= 0")
+        self.client = client
+        self.keys = keys
+        self.limit = limit
+        self.period_s = period_s
+        self.margin_s = margin_s
+        self.window_ms = math.ceil((period_s + margin_s) * 1000)
+        self.grace_ms = math.ceil(grace_s * 1000)
+        self._script = load_script(client, "worker.discovery.lua", "sliding_window.lua")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis) -> SlidingWindowLimiter:
+        """The limiter configured by ``QUERY_RATE_*`` and the HTTP timeout."""
+        return cls(
+            client,
+            DiscoveryKeys(settings.redis_key_prefix),
+            limit=settings.query_rate_limit,
+            period_s=settings.query_rate_period_s,
+            margin_s=settings.query_rate_margin_s,
+            grace_s=_GRACE_FACTOR * settings.anyrtc_http_timeout_s + _GRACE_EXTRA_S,
+        )
+
+    @property
+    def window_s(self) -> float:
+        """The effective window: the vendor's period plus our margin."""
+        return self.window_ms / 1000
+
+    def effective_reserve(self, reserve: int) -> int:
+        """``reserve`` clamped so that a low-priority caller can still get one slot."""
+        return max(0, min(reserve, self.limit - 1))
+
+    def acquire(self, app_id: str, *, reserve: int = 0) -> Decision:
+        """Take a slot now, or learn how long until one frees (nothing is taken then).
+
+        ``reserve`` slots of every window stay free for higher-priority callers.
+        """
+        token = uuid.uuid4().hex
+        admitted, wait_ms, taken = self._run("acquire", app_id, token, reserve)
+        return Decision(bool(admitted), int(wait_ms) / 1000, int(taken), token)
+
+    def complete(self, app_id: str, token: str) -> None:
+        """The call admitted with ``token`` has finished (answered, failed or timed out)."""
+        self._run("complete", app_id, token, 0)
+
+    def close(self, app_id: str) -> float:
+        """The vendor said 299: admit nothing for a whole window. Returns the window in s."""
+        self._run("close", app_id, uuid.uuid4().hex, 0)
+        return self.window_s
+
+    def _run(self, mode: str, app_id: str, token: str, reserve: int) -> list[int]:
+        result = self._script(
+            keys=[self.keys.budget(app_id)],
+            args=[
+                mode,
+                self.limit,
+                self.window_ms,
+                self.effective_reserve(reserve),
+                token,
+                self.grace_ms,
+            ],
+        )
+        return [int(v) for v in result]

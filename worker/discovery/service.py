@@ -1,0 +1,144 @@
+"""Wiring: one :class:`Discovery` per process, built from Settings; the tasks call into it."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from config.settings import Settings
+from schedules.recording_log import RecordingLog
+from schedules.redis import get_redis
+from worker.anyrtc.models import CallbackPayload
+from worker.discovery.clock import redis_now_ms
+from worker.discovery.correlate import Correlator
+from worker.discovery.fanout import FanOut, Outbox, Publisher
+from worker.discovery.gate import LOOKUP_RESERVE, gated_client
+from worker.discovery.keys import DiscoveryKeys
+from worker.discovery.limiter import SlidingWindowLimiter
+from worker.discovery.lookup_runner import LookupRunner
+from worker.discovery.lookups import RoomLookups
+from worker.discovery.ops import OpsLog
+from worker.discovery.poller import Poller
+from worker.discovery.record import Observation
+from worker.discovery.registry import FileRegistry
+from worker.discovery.settle import Enqueue, Settler
+from worker.discovery.sweep import Sweeper
+
+__all__ = ["Discovery", "callback_summary"]
+
+log = logging.getLogger(__name__)
+
+#: Polls per run before the poll re-queues itself (keeps one run short with a large budget).
+MAX_PAGES_PER_RUN = 20
+
+
+def callback_summary(payload: dict[str, Any]) -> str:
+    """A short, secret-free description of a callback for logs and Flower."""
+    return f"room={payload.get('groupId')!r} file={payload.get('fileName')!r}"
+
+
+class Discovery:
+    """Every discovery component of this process, configured from ``settings``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        enqueue: Enqueue,
+        *,
+        client: redis.Redis | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client or get_redis(settings.redis_url)
+        self.keys = DiscoveryKeys(settings.redis_key_prefix)
+        secrets = [settings.anyrtc_vod_token.get_secret_value()]
+        if settings.callback_token is not None:
+            secrets.append(settings.callback_token.get_secret_value())
+        self.ops = OpsLog(self.client, self.keys, secrets)
+        self.limiter = SlidingWindowLimiter.from_settings(settings, self.client)
+        self.poll_vendor = gated_client(settings, self.limiter)
+        self.lookup_vendor = gated_client(settings, self.limiter, reserve=LOOKUP_RESERVE)
+        expected_ms = int(settings.expected_transcode_s * 1000)
+        poll_every_ms = int(settings.poll_every_s * 1000)
+        self.registry = FileRegistry(
+            self.client,
+            self.keys,
+            expected_transcode_s=settings.expected_transcode_s,
+            recheck_s=settings.poll_every_s,
+        )
+        self.correlator = Correlator(RecordingLog(self.client, settings.redis_key_prefix))
+        self.publisher = publisher or Publisher.from_settings(settings)
+        self.outbox = Outbox(self.client, self.keys)
+        self.fanout = FanOut(self.outbox, self.publisher)
+        self.lookups = RoomLookups(self.client, self.keys, ttl_s=settings.expected_transcode_s)
+        self.settler = Settler(
+            self.client,
+            self.keys,
+            self.registry,
+            self.correlator,
+            self.fanout,
+            self.lookups,
+            self.ops,
+            enqueue,
+            grace_ms=poll_every_ms,
+            lookup_deadline_ms=expected_ms,
+        )
+        self.poller = Poller(
+            self.client,
+            self.keys,
+            self.poll_vendor,
+            self.registry,
+            self.settler,
+            self.ops,
+            overlap_ms=int(settings.poll_overlap_s * 1000),
+            page_max=settings.poll_page_max,
+            expected_transcode_ms=expected_ms,
+            window_s=self.limiter.window_s,
+            lock_ttl_s=4 * settings.anyrtc_http_timeout_s + 10,
+            max_pages_per_run=MAX_PAGES_PER_RUN,
+            retry_marker_slack_s=max(5.0, settings.poll_every_s),
+        )
+        self.runner = LookupRunner(
+            self.client,
+            self.lookup_vendor,
+            self.registry,
+            self.settler,
+            self.lookups,
+            self.ops,
+            enqueue,
+            page_max=settings.poll_page_max,
+            window_s=self.limiter.window_s,
+        )
+        self.sweeper = Sweeper(
+            self.client,
+            self.keys,
+            self.registry,
+            self.correlator,
+            self.settler,
+            self.outbox,
+            self.publisher,
+            self.lookups,
+            self.ops,
+            enqueue,
+            await_lease_ms=max(poll_every_ms, 1000),
+            check_every_ms=max(expected_ms, math.ceil(self.limiter.window_s * 1000)),
+        )
+
+    def callback(self, payload: dict[str, Any]) -> str:
+        """Handle one validated callback body (as the web app enqueued it)."""
+        try:
+            parsed = CallbackPayload.model_validate(payload)
+        except ValidationError as exc:
+            # The web app validated it already; only a hand-made task gets here.
+            errors = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            self.ops.error("callback-task", f"invalid callback payload: {errors}")
+            return "invalid"
+        self.ops.incr("callback_accepted")
+        obs = Observation.from_callback(parsed, redis_now_ms(self.client))
+        return self.settler.sighted(obs)

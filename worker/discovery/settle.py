@@ -1,0 +1,144 @@
+"""What happens to a file after each sighting: follow it, wait for its room, or deliver it.
+
+* Not final (status 0/1): followed; the poll re-lists its window until it is final.
+* Final, and its room is known (callback/look-up) or correlation is unique: delivered now.
+* Final, correlation ambiguous: the candidate rooms are looked up (one look-up per room, low
+  priority); delivered when the look-up names its room, or without a room once every candidate
+  was looked up and none had it, or at the look-up deadline at the latest.
+* Final, no logged recording could have made it (a room this product never started): waits up
+  to ``grace`` (one poll interval) for its callback, which names the room; then delivered
+  without a room.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from worker.discovery.clock import redis_now_ms
+from worker.discovery.correlate import Correlator
+from worker.discovery.fanout import FanOut
+from worker.discovery.keys import DiscoveryKeys
+from worker.discovery.lookups import RoomLookups
+from worker.discovery.message import build_message
+from worker.discovery.ops import OpsLog
+from worker.discovery.record import Observation, is_final
+from worker.discovery.registry import FileRegistry
+
+__all__ = ["LOOKUP_PAD_MS", "Enqueue", "Settler"]
+
+log = logging.getLogger(__name__)
+
+#: Send a task: ``enqueue(name, args, countdown_s)``.
+Enqueue = Callable[[str, list[Any], float], None]
+
+#: A room look-up covers the file's upload time this much on each side.
+LOOKUP_PAD_MS = 1000
+
+
+class Settler:
+    """Decides and carries out the next step for a sighted file."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: DiscoveryKeys,
+        registry: FileRegistry,
+        correlator: Correlator,
+        fanout: FanOut,
+        lookups: RoomLookups,
+        ops: OpsLog,
+        enqueue: Enqueue,
+        *,
+        grace_ms: int,
+        lookup_deadline_ms: int,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.registry = registry
+        self.correlator = correlator
+        self.fanout = fanout
+        self.lookups = lookups
+        self.ops = ops
+        self.enqueue = enqueue
+        self.grace_ms = grace_ms
+        self.lookup_deadline_ms = lookup_deadline_ms
+
+    def sighted(self, obs: Observation) -> str:
+        """Record a sighting and act on it; returns what happened (for logs and tests)."""
+        sighting = self.registry.observe(obs)
+        if not is_final(sighting.record):
+            return "following"
+        return self.settle(sighting.fid, sighting.record, obs.source, now_ms=obs.seen_ms)
+
+    def settle(
+        self,
+        fid: str,
+        record: dict[str, str],
+        source: str,
+        *,
+        give_up: bool = False,
+        now_ms: int | None = None,
+    ) -> str:
+        """Deliver a final file now, or arrange to deliver it once its room is settled.
+
+        ``give_up``: deliver with whatever is known (the wait for a room is over).
+        ``now_ms``: Redis time of the sighting that led here (saves asking again).
+        """
+        if self.client.exists(self.keys.outbox(fid)):
+            self._stop_waiting(fid)
+            return "duplicate"
+        correlation = self.correlator.correlate(record)
+        looked_up = set(FileRegistry.json_list(record, "looked_up"))
+        remaining = [room for room in correlation.candidates if room not in looked_up]
+        if correlation.kind == "ambiguous" and not remaining:
+            give_up = True
+        if correlation.kind in ("room", "unique") or give_up:
+            body = build_message(
+                record,
+                message_id=fid,
+                source=source,
+                discovered_at_ms=now_ms or redis_now_ms(self.client),
+                room_id=correlation.room_id,
+                booking_ids=correlation.booking_ids,
+            )
+            won = self.fanout.deliver(fid, body, source)
+            self._stop_waiting(fid)
+            if won:
+                self.ops.incr(f"delivered_{source}")
+                if body["room_id"] is None:
+                    self.ops.incr("delivered_without_room")
+            return "delivered" if won else "duplicate"
+        now = now_ms or redis_now_ms(self.client)
+        if correlation.kind == "ambiguous":
+            self._request_lookups(fid, record, remaining)
+            self.client.zadd(self.keys.awaiting, {fid: now + self.lookup_deadline_ms}, nx=True)
+            return "awaiting-lookup"
+        self.client.zadd(self.keys.awaiting, {fid: now + self.grace_ms}, nx=True)
+        return "awaiting-callback"
+
+    def lookup_done(self, room_id: str, fid: str) -> str:
+        """``room_id`` was looked up over this file's upload time; settle the file again."""
+        record = self.registry.get(fid)
+        if not record or not is_final(record):
+            return "gone"
+        looked_up = FileRegistry.json_list(record, "looked_up")
+        if room_id not in looked_up:
+            looked_up.append(room_id)
+            self.registry.set_fields(fid, {"looked_up": json.dumps(sorted(looked_up))})
+            record["looked_up"] = json.dumps(sorted(looked_up))
+        return self.settle(fid, record, record.get("final_source", "poll"))
+
+    def _request_lookups(self, fid: str, record: dict[str, str], rooms: list[str]) -> None:
+        upload = int(record.get("upload_ms") or record.get("first_seen_ms") or 0)
+        for room in rooms:
+            self.lookups.wait_for(room, fid)
+            if self.lookups.request(room, upload - LOOKUP_PAD_MS, upload + LOOKUP_PAD_MS):
+                self.enqueue("discovery.lookup_room", [room], 0.0)
+
+    def _stop_waiting(self, fid: str) -> None:
+        self.client.zrem(self.keys.awaiting, fid)

@@ -1,0 +1,147 @@
+"""Housekeeping run before every poll: nothing here calls the vendor directly.
+
+1. Outbox: messages claimed but not confirmed sent within their lease are re-published (same
+   message id) by ``discovery.publish`` tasks.
+2. Await: final files whose wait for a room is over are delivered (without a room if none came).
+3. Checks: non-final files overdue past ``EXPECTED_TRANSCODE_S`` get one low-priority query each
+   ``EXPECTED_TRANSCODE_S``: a room look-up when their room is known, else one narrow time
+   re-list covering all of them. Files still not final after ``FOLLOW_LIMIT_S`` are given up
+   (recorded in ``errors``).
+4. The downstream exchange and queues are declared again (heals a lost binding table) and the
+   audit queue is trimmed.
+
+Every schedule is read with ``lease_due.lua``, so two sweeps at once never take the same file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import redis
+
+from schedules.redis import load_script
+from worker.discovery.clock import redis_now_ms
+from worker.discovery.correlate import Correlator
+from worker.discovery.fanout import Outbox, Publisher
+from worker.discovery.keys import DiscoveryKeys
+from worker.discovery.lookups import RoomLookups
+from worker.discovery.ops import OpsLog
+from worker.discovery.record import is_final
+from worker.discovery.registry import FileRegistry
+from worker.discovery.settle import LOOKUP_PAD_MS, Enqueue, Settler
+from worker.errors import PublishFailed
+
+__all__ = ["FOLLOW_LIMIT_S", "SweepResult", "Sweeper"]
+
+log = logging.getLogger(__name__)
+
+FOLLOW_LIMIT_S = 24 * 3600
+_BATCH = 100
+
+
+@dataclass
+class SweepResult:
+    republished: list[str] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)
+    lookups: list[str] = field(default_factory=list)
+    relisted: int = 0
+    given_up: list[str] = field(default_factory=list)
+
+
+class Sweeper:
+    """Runs the four housekeeping steps; safe to run in several processes at once."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: DiscoveryKeys,
+        registry: FileRegistry,
+        correlator: Correlator,
+        settler: Settler,
+        outbox: Outbox,
+        publisher: Publisher,
+        lookups: RoomLookups,
+        ops: OpsLog,
+        enqueue: Enqueue,
+        *,
+        await_lease_ms: int,
+        check_every_ms: int,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.registry = registry
+        self.correlator = correlator
+        self.settler = settler
+        self.outbox = outbox
+        self.publisher = publisher
+        self.lookups = lookups
+        self.ops = ops
+        self.enqueue = enqueue
+        self.await_lease_ms = await_lease_ms
+        self.check_every_ms = check_every_ms
+        self._lease = load_script(client, "worker.discovery.lua", "lease_due.lua")
+
+    def run(self) -> SweepResult:
+        result = SweepResult()
+        for fid in self.outbox.due(_BATCH):
+            self.enqueue("discovery.publish", [fid], 0.0)
+            result.republished.append(fid)
+        for fid in self._due(self.keys.awaiting, self.await_lease_ms):
+            if self._deliver_overdue_wait(fid):
+                result.delivered.append(fid)
+        self._checks(result)
+        try:
+            self.publisher.declare()
+            self.publisher.trim_audit()
+        except (PublishFailed, redis.RedisError) as exc:
+            log.warning("downstream housekeeping failed: %s", exc)
+        return result
+
+    def _due(self, key: str, lease_ms: int) -> list[str]:
+        return [str(m) for m in self._lease(keys=[key], args=[lease_ms, _BATCH])]
+
+    def _deliver_overdue_wait(self, fid: str) -> bool:
+        record = self.registry.get(fid)
+        if not record or not is_final(record):
+            self.client.zrem(self.keys.awaiting, fid)
+            return False
+        outcome = self.settler.settle(fid, record, record.get("final_source", "poll"), give_up=True)
+        return outcome == "delivered"
+
+    def _checks(self, result: SweepResult) -> None:
+        now = redis_now_ms(self.client)
+        relist: list[int] = []
+        for fid in self._due(self.keys.checks, self.check_every_ms):
+            record = self.registry.get(fid)
+            if not record or is_final(record):
+                self.registry.stop_following(fid)
+                continue
+            first_seen = int(record.get("first_seen_ms") or now)
+            if now - first_seen > FOLLOW_LIMIT_S * 1000:
+                self.registry.stop_following(fid)
+                self.ops.error(
+                    "follow-limit",
+                    f"file still has status {record.get('status')} after {FOLLOW_LIMIT_S}s",
+                    url=record.get("download_url", ""),
+                )
+                result.given_up.append(fid)
+                continue
+            upload = int(record.get("upload_ms") or first_seen)
+            correlation = self.correlator.correlate(record)
+            room = record.get("room_id") or (
+                correlation.room_id if correlation.kind == "unique" else None
+            )
+            if room:
+                self.ops.incr("overdue_lookups")
+                if self.lookups.request(room, upload - LOOKUP_PAD_MS, upload + LOOKUP_PAD_MS):
+                    self.enqueue("discovery.lookup_room", [room], 0.0)
+                result.lookups.append(room)
+            else:
+                relist.append(upload)
+        if relist:
+            # One narrow re-list for every overdue file whose room we cannot name.
+            self.enqueue(
+                "discovery.relist", [min(relist) - LOOKUP_PAD_MS, max(relist) + LOOKUP_PAD_MS], 0.0
+            )
+            result.relisted = len(relist)
