@@ -131,6 +131,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL such as redis://127.0.0.1:6379/0")
         return value
 
+    @field_validator("downstream_queues")
+    @classmethod
+    def _downstream_queues_parse(cls, value: str) -> str:
+        # A typo here would otherwise surface only at the first publish.
+        from worker.discovery.bindings import parse_downstream_queues
+        from worker.errors import ConfigurationError
+
+        try:
+            parse_downstream_queues(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc).removeprefix("DOWNSTREAM_QUEUES: ")) from None
+        return value
+
     @model_validator(mode="after")
     def _broker_defaults_to_redis(self) -> Settings:
         if not self.celery_broker_url:
@@ -181,7 +194,8 @@ def describe_validation_error(settings_cls: type[BaseSettings], exc: ValidationE
         if error.get("type") == "missing":
             problems.append(f"{name} is not set (required)")
         else:
-            problems.append(f"{name} is invalid: {error.get('msg', 'invalid value')}")
+            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+            problems.append(f"{name} is invalid: {message}")
     return "configuration error: " + "; ".join(problems)
 
 

@@ -67,9 +67,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _delete_run_keys(client: redis.Redis) -> None:
-    for key in client.scan_iter(match=f"{TEST_PREFIX}*", count=1000):
-        client.delete(key)
-    for key in client.scan_iter(match=f"_kombu.binding.*{RUN_ID}*", count=1000):
+    # Every name this run makes carries RUN_ID: its key prefix, its exchange (and so kombu's
+    # binding keys, permanent ones included) and the audit queue bound to that exchange.
+    for key in client.scan_iter(match=f"*{RUN_ID}*", count=1000):
         client.delete(key)
 
 

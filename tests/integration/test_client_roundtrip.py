@@ -31,12 +31,16 @@ class CountingGate:
     def __init__(self, refuse_after: int | None = None) -> None:
         self.admitted: list[str] = []
         self.rate_limited: list[str] = []
+        self.ended: list[str] = []
         self.refuse_after = refuse_after
 
     def before_query(self, app_id: str, endpoint: str) -> None:
         if self.refuse_after is not None and len(self.admitted) >= self.refuse_after:
             raise BudgetExhausted(1.5, app_id)
         self.admitted.append(endpoint)
+
+    def after_query(self, app_id: str, endpoint: str) -> None:
+        self.ended.append(endpoint)
 
     def on_rate_limited(self, app_id: str, endpoint: str) -> None:
         self.rate_limited.append(endpoint)
@@ -212,6 +216,7 @@ def test_282_is_retried_once_with_a_fresh_timestamp(sim: Any) -> None:
     assert first["code"] == 282 and second["code"] == 200
     assert first["params"]["random"] != second["params"]["random"]
     assert len(gate.admitted) == 2  # the retry passed through the gate too
+    assert len(gate.ended) == 2
 
 
 def test_282_twice_is_permanent(sim: Any) -> None:
@@ -232,6 +237,23 @@ def test_vendor_501_and_http_5xx_are_retryable(sim: Any) -> None:
     with pytest.raises(VendorHTTPError) as http_info:
         client.start_record("R6")
     assert http_info.value.code == 503 and http_info.value.retryable
+
+
+def test_gate_hears_the_end_of_every_admitted_attempt(sim: Any) -> None:
+    gate = CountingGate()
+    client = make_client(sim, timeout_s=0.5, query_gate=gate)
+    sim.configure(inject_next=[{"endpoint": "*", "fault": "drop"}])
+    with pytest.raises(VendorUnreachable):
+        client.list_by_time(0, 1000)
+    sim.configure(inject_next=[{"endpoint": "*", "code": 501}])
+    with pytest.raises(VendorInternalError):
+        client.list_by_room("R", 0, 1000)
+    client.list_by_time(0, 1000)
+    assert (
+        gate.ended
+        == gate.admitted
+        == ["getVodListByTime", "getVodInfoByRoomId", "getVodListByTime"]
+    )
 
 
 def test_dropped_connection_and_timeout_are_retryable(sim: Any) -> None:

@@ -177,9 +177,16 @@ def test_poll_resumes_at_the_page_where_the_budget_stopped_it(h: Harness) -> Non
     assert cursor is not None and cursor.page == 3
     # A poll sent by beat meanwhile leaves the work to the queued retry.
     assert h.disc.poller.run("task-B").reason == "a retry of the poll is already queued"
-    time.sleep(first.retry_after)
-    second = h.disc.poller.run("task-A")
-    assert (second.status, second.pages) == ("done", 2)
+    # Under load a slot can free a little after the announced wait: a denied retry is told
+    # to wait again and sends nothing, so follow it a bounded number of times.
+    second, pages = first, 0
+    for _ in range(5):
+        time.sleep(second.retry_after or 0.1)
+        second = h.disc.poller.run("task-A")
+        pages += second.pages
+        if second.status != "retry":
+            break
+    assert (second.status, pages) == ("done", 2)
     calls = h.sim.journal("getVodListByTime")
     assert [c["params"]["pageNum"] for c in calls] == [1, 2, 3, 4]
     assert len({(c["params"]["begTime"], c["params"]["endTime"]) for c in calls}) == 1

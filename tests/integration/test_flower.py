@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.net import free_port, wait_for_http
 from tests.support.workers import running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -22,15 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("operator", "flower-test-pw")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def flower(redis_client: Any, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "FLOWER_BASIC_AUTH": f"{AUTH[0]}:{AUTH[1]}"}
     log = (tmp_path / "flower.log").open("wb")
     process = subprocess.Popen(
@@ -40,15 +34,7 @@ def flower(redis_client: Any, tmp_path: Path) -> Iterator[str]:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/healthcheck", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("flower did not start:\n" + (tmp_path / "flower.log").read_text())
+        wait_for_http(f"{base}/healthcheck", tmp_path / "flower.log")
         yield base
     finally:
         process.terminate()

@@ -10,18 +10,14 @@ import pytest
 import yaml
 
 from config.settings import Settings
+from worker.demo.procfile import read_procfile
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS_TYPES = {"worker", "beat", "web", "flower", "simulator"}
 
 
 def procfile() -> dict[str, str]:
-    entries = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            entries[name.strip()] = command.strip()
-    return entries
+    return read_procfile(ROOT / "Procfile")
 
 
 def compose() -> dict:

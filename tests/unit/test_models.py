@@ -171,3 +171,24 @@ def test_normalize_download_url(given: str, expected: str) -> None:
 def test_epoch_unit_detected_by_magnitude(seconds: int) -> None:
     assert epoch_ms(seconds) == seconds * 1000
     assert epoch_ms(seconds * 1000 + 7) == seconds * 1000 + 7
+
+
+def test_one_bad_file_entry_does_not_hide_the_others() -> None:
+    payload = {
+        "code": 200,
+        "content": {
+            "data": [
+                {"filestatus": 2, "download_url": "http://x/a.mp4"},
+                {"filestatus": "done", "download_url": "http://x/b.mp4"},
+                {"filestatus": 1},
+                {"filestatus": 0, "download_url": "http://x/c.mp4"},
+            ],
+            "cnt": {"cnt": 4},
+        },
+    }
+    page = VodPage.from_payload(payload)
+    assert [f.identity for f in page.files] == ["http://x/a.mp4", "http://x/c.mp4"]
+    assert page.total == 4
+    assert len(page.invalid) == 2
+    assert page.invalid[0].startswith("entry 1: filestatus:")
+    assert page.invalid[1].startswith("entry 2: download_url:")

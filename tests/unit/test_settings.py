@@ -57,6 +57,9 @@ def test_missing_variables_are_named_in_one_line(clean_env: pytest.MonkeyPatch) 
         ("ANYRTC_VOD_API_URL", "vdn.anyrtc.cc"),
         ("REDIS_URL", "localhost"),
         ("ANYRTC_VOD_TOKEN", "   "),
+        ("DOWNSTREAM_QUEUES", "archive=recording..ready"),
+        ("DOWNSTREAM_QUEUES", "archive="),
+        ("LOG_FORMAT", "xml"),
     ],
 )
 def test_invalid_value_names_the_variable(

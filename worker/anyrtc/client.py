@@ -220,11 +220,20 @@ class AnyRTCClient:
     @staticmethod
     def _page(payload: dict[str, Any], endpoint: str, **paging: Any) -> VodPage:
         try:
-            return VodPage.from_payload(payload, **paging)
+            page = VodPage.from_payload(payload, **paging)
         except (ValidationError, ValueError, TypeError) as exc:
             raise ProtocolError(
                 "bad_response", _clip(f"unreadable file list: {exc}"), endpoint=endpoint
             ) from None
+        if page.invalid:
+            log.warning(
+                "anyRTC %s: %d unreadable file entr%s skipped: %s",
+                endpoint,
+                len(page.invalid),
+                "y" if len(page.invalid) == 1 else "ies",
+                _clip(" | ".join(page.invalid)),
+            )
+        return page
 
     def _query(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.vod_api_url}/videoInfo/{endpoint}"
@@ -240,7 +249,12 @@ class AnyRTCClient:
                 "timestamp": timestamp,
                 **fields,
             }
-            payload = self._post(url, endpoint, json_body=body)
+            try:
+                payload = self._post(url, endpoint, json_body=body)
+            finally:
+                # The limiter frees a slot one window after the call *ended*: the latest moment
+                # the vendor can have counted it.
+                self.query_gate.after_query(self.app_id, endpoint)
             code = self._code(payload, endpoint)
             if code == 200:
                 return payload

@@ -16,6 +16,9 @@ class QueryGate(Protocol):
     def before_query(self, app_id: str, endpoint: str) -> None:
         """Return when a call may be sent now; raise BudgetExhausted (with retry_after) if not."""
 
+    def after_query(self, app_id: str, endpoint: str) -> None:
+        """The admitted attempt has ended, whatever its outcome (answer, error, timeout)."""
+
     def on_rate_limited(self, app_id: str, endpoint: str) -> None:
         """The vendor answered 299: the budget is closed for a whole window."""
 
@@ -24,6 +27,9 @@ class OpenGate:
     """Admits everything: for tools and tests that do not share a budget."""
 
     def before_query(self, app_id: str, endpoint: str) -> None:
+        return None
+
+    def after_query(self, app_id: str, endpoint: str) -> None:
         return None
 
     def on_rate_limited(self, app_id: str, endpoint: str) -> None:

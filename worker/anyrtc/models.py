@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
     "CallbackPayload",
@@ -134,6 +134,7 @@ class VodPage(_Lenient):
 
     files: list[VodFile]
     total: int
+    invalid: list[str] = Field(default_factory=list)
     page_num: int = 1
     page_max: int | None = None
     request_id: int | str | None = None
@@ -150,7 +151,11 @@ class VodPage(_Lenient):
     def from_payload(
         cls, payload: dict[str, Any], *, page_num: int = 1, page_max: int | None = None
     ) -> VodPage:
-        """Parse a ``code`` 200 envelope (``content``/``conent``, ``cnt`` nested or flat)."""
+        """Parse a ``code`` 200 envelope (``content``/``conent``, ``cnt`` nested or flat).
+
+        A file entry that cannot be read is left out and described in ``invalid``, so one bad
+        entry never hides the good ones beside it.
+        """
         content = payload.get("content")
         if content is None:
             content = payload.get("conent")
@@ -164,9 +169,21 @@ class VodPage(_Lenient):
         if isinstance(cnt, dict):
             cnt = cnt.get("cnt")
         total = int(cnt) if cnt not in (None, "") else len(data)
+        files: list[VodFile] = []
+        invalid: list[str] = []
+        for index, item in enumerate(data):
+            try:
+                files.append(VodFile.model_validate(item))
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                invalid.append(f"entry {index}: {problems}")
         return cls(
-            files=[VodFile.model_validate(item) for item in data],
+            files=files,
             total=total,
+            invalid=invalid,
             page_num=page_num,
             page_max=page_max,
             request_id=payload.get("requestid"),

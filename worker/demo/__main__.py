@@ -81,9 +81,9 @@ def _cleanup_keys(redis_url: str, prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    for pattern in (f"{prefix}:*", f"_kombu.binding.recordings-{prefix}*"):
-        for key in client.scan_iter(match=pattern, count=1000):
-            client.delete(key)
+    # The prefix is in every name the demo makes: keys, exchange bindings, the audit queue.
+    for key in client.scan_iter(match=f"*{prefix}*", count=1000):
+        client.delete(key)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ every recording this product made. The rule:
 * exactly one logged session started and stopped within ``TIGHT_S`` of the file's start and end
   (the vendor lists whole seconds, so a listed second ``s`` stands for ``[s, s + 1)``):
   ``unique``, that session's room and bookings. Two recordings are told apart when their starts
-  or their stops differ by more than ``1 + 2 * TIGHT_S`` seconds.
+  or their stops differ by more than ``1 + TIGHT_S`` seconds.
 * otherwise, any logged sessions whose span contains the file (``LOOSE_S`` each side):
   ``ambiguous``; the caller looks those rooms up (one look-up settles every file of a room).
 * no logged session at all: ``unknown``, a room this product never started (auto-recording in

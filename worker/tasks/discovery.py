@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -82,33 +83,32 @@ def poll(self: Task) -> dict[str, Any]:
     }
 
 
+def _budgeted(task: Task, run: Callable[[], Any]) -> Any:
+    """Run one budgeted query step; re-queue ``task`` with the wait the budget (or Redis) gives."""
+    try:
+        result = run()
+    except _REDIS_DOWN as exc:
+        raise task.retry(exc=exc, countdown=_backoff(task)) from exc
+    if result.status == "retry":
+        if result.retry_after is None:
+            raise task.retry(countdown=_backoff(task))
+        raise task.retry(countdown=_budget_countdown(result.retry_after))
+    return result
+
+
 @app.task(name="discovery.lookup_room", bind=True, max_retries=None, ignore_result=True)
 def lookup_room(
     self: Task, room_id: str, beg_ms: int | None = None, end_ms: int | None = None
 ) -> dict[str, Any]:
     """getVodInfoByRoomId for a room correlation could not decide (low priority)."""
-    try:
-        result = discovery().runner.room(room_id, beg_ms, end_ms)
-    except _REDIS_DOWN as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
-    if result.status == "retry":
-        if result.retry_after is None:
-            raise self.retry(countdown=_backoff(self))
-        raise self.retry(countdown=_budget_countdown(result.retry_after))
+    result = _budgeted(self, lambda: discovery().runner.room(room_id, beg_ms, end_ms))
     return {"status": result.status, "files": result.files, "settled": result.settled}
 
 
 @app.task(name="discovery.relist", bind=True, max_retries=None, ignore_result=True)
 def relist(self: Task, beg_ms: int, end_ms: int) -> dict[str, Any]:
     """A narrow getVodListByTime for overdue files of unknown room (low priority)."""
-    try:
-        result = discovery().runner.relist(int(beg_ms), int(end_ms))
-    except _REDIS_DOWN as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
-    if result.status == "retry":
-        if result.retry_after is None:
-            raise self.retry(countdown=_backoff(self))
-        raise self.retry(countdown=_budget_countdown(result.retry_after))
+    result = _budgeted(self, lambda: discovery().runner.relist(int(beg_ms), int(end_ms)))
     return {"status": result.status, "files": result.files}
 
 
