@@ -19,10 +19,15 @@ from dataclasses import dataclass, field
 
 import redis
 
+from schedules.redis import load_script
+
 __all__ = ["RecordingLog", "RecordingSession"]
 
 RETENTION_S = 30 * 24 * 3600
 MAX_SESSION_S = 24 * 3600
+
+# (hash key, field, value): write only while HGET key field == value, checked in the same script.
+Guard = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class RecordingLog:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.r = client
         self.prefix = prefix
+        self._log_start = load_script(client, "schedules.lua", "log_start.lua")
+        self._log_stop = load_script(client, "schedules.lua", "log_stop.lua")
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, "reclog", *parts))
@@ -57,29 +64,34 @@ class RecordingLog:
         started_at: float,
         booking_ids: Iterable[str] = (),
         user_data: str | None = None,
-    ) -> str:
-        """Note that the vendor started recording ``room_id``; idempotent while it stays open."""
-        open_key = self._key("open", room_id)
+        *,
+        guard: Guard | None = None,
+    ) -> str | None:
+        """Note that the vendor started recording ``room_id``; idempotent while it stays open
+        (returns the open session's id). One round trip (``log_start.lua``). With ``guard``,
+        nothing is written and None returned unless the guard holds."""
         session_id = f"{room_id}:{int(started_at * 1000)}"
-        if not self.r.set(open_key, session_id, nx=True):
-            return str(self.r.get(open_key))
-        session_key = self._key("s", session_id)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(
-            session_key,
-            mapping={
-                "room_id": room_id,
-                "started_at": repr(started_at),
-                "stopped_at": "",
-                "booking_ids": json.dumps(sorted(set(booking_ids))),
-                "user_data": user_data or "",
-            },
+        guard_key, field_name, value = guard or (self._key("open", room_id), "", "")
+        reply = self._log_start(
+            keys=[
+                self._key("open", room_id),
+                self._key("s", session_id),
+                self._key("by_start"),
+                self._key("room", room_id),
+                guard_key,
+            ],
+            args=[
+                session_id,
+                room_id,
+                repr(started_at),
+                json.dumps(sorted(set(booking_ids))),
+                user_data or "",
+                RETENTION_S,
+                field_name,
+                value,
+            ],
         )
-        pipe.expire(session_key, RETENTION_S)
-        pipe.zadd(self._key("by_start"), {session_id: started_at})
-        pipe.zadd(self._key("room", room_id), {session_id: started_at})
-        pipe.execute()
-        return session_id
+        return str(reply[1]) if int(reply[0]) == 1 else None
 
     def add_bookings(self, room_id: str, booking_ids: Iterable[str]) -> None:
         """Record more bookings sharing the room's running recording."""
@@ -91,15 +103,16 @@ class RecordingLog:
         merged = sorted(set(current) | set(booking_ids))
         self.r.hset(session_key, "booking_ids", json.dumps(merged))
 
-    def stopped(self, room_id: str, stopped_at: float) -> str | None:
-        """Close the room's running session; returns its id (None when none was open)."""
+    def stopped(self, room_id: str, stopped_at: float, *, guard: Guard | None = None) -> str | None:
+        """Close the room's running session; returns its id (None when none was open, or when
+        ``guard`` does not hold: then nothing is written). One round trip (``log_stop.lua``)."""
         open_key = self._key("open", room_id)
-        session_id = self.r.get(open_key)
-        if not session_id:
-            return None
-        self.r.hset(self._key("s", str(session_id)), "stopped_at", repr(stopped_at))
-        self.r.delete(open_key)
-        return str(session_id)
+        guard_key, field_name, value = guard or (open_key, "", "")
+        reply = self._log_stop(
+            keys=[open_key, guard_key],
+            args=[repr(stopped_at), self._key("s", ""), field_name, value],
+        )
+        return str(reply[1]) if int(reply[0]) == 1 and len(reply) > 1 else None
 
     def get(self, session_id: str) -> RecordingSession | None:
         data = self.r.hgetall(self._key("s", session_id))

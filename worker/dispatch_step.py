@@ -20,38 +20,74 @@ from celery import Celery, bootsteps
 from config.celery import LIFECYCLE_QUEUE
 from schedules.dispatcher import Dispatcher, Publisher
 from worker.lifecycle import get_lifecycle
+from worker.lifecycle.actions import set_batch_threads
 
-__all__ = ["PERFORM_TASK", "DispatchStep", "make_publisher"]
+__all__ = ["BATCH_SIZE", "PERFORM_BATCH_TASK", "PERFORM_TASK", "DispatchStep", "make_publisher"]
 
 log = logging.getLogger(__name__)
 
 PERFORM_TASK = "recordings.perform"
+PERFORM_BATCH_TASK = "recordings.perform_batch"
+# Most actions per recordings.perform_batch message. Small enough that a herd's messages spread
+# over every lifecycle worker; large enough that Celery's per-message work (publish, events,
+# receive, ack) is paid once for many actions.
+BATCH_SIZE = 16
 _JOIN_TIMEOUT_S = 5.0
 
 
-def make_publisher(app: Celery) -> Publisher:
-    """A batch publisher for :class:`Dispatcher`: one ``recordings.perform`` task per action,
-    with the action id as task id (so Flower shows it). An action claimed ahead of its due
-    time gets that time as eta: at most DISPATCH_AHEAD_S away, far below the broker's
-    visibility timeout, so the eta pitfalls of long-range scheduling do not apply."""
+def group_actions(
+    pairs: list[tuple[str, float]], now: float, size: int = BATCH_SIZE
+) -> list[tuple[list[str], float | None]]:
+    """Split claimed ``(action_id, due_at)`` pairs into groups of at most ``size`` actions due
+    in the same second, each with its eta: the earliest due time in the group when it is ahead
+    of ``now``, else None (actions already due, e.g. issued again after a lease, go together).
+
+    An action later in its second than the group's eta is delivered up to a second early; the
+    action script refuses it and :func:`worker.lifecycle.perform` waits for its due time.
+    """
+    by_second: dict[int | None, list[tuple[str, float]]] = {}
+    for action_id, due_at in pairs:
+        key = int(due_at) if due_at > now else None
+        by_second.setdefault(key, []).append((action_id, due_at))
+    groups: list[tuple[list[str], float | None]] = []
+    for key, members in by_second.items():
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            eta = None if key is None else min(due_at for _, due_at in chunk)
+            groups.append(([action_id for action_id, _ in chunk], eta))
+    return groups
+
+
+def make_publisher(app: Celery, batch_size: int = BATCH_SIZE) -> Publisher:
+    """A batch publisher for :class:`Dispatcher`: one ``recordings.perform_batch`` task per
+    group of up to ``batch_size`` actions due in the same second (task id
+    ``batch:<first action id>:<n>``), or one ``recordings.perform`` task for an action alone in
+    its second (task id = the action id), so Flower shows what was dispatched. An action claimed
+    ahead of its due time is published with an eta: at most DISPATCH_AHEAD_S away, far below the
+    broker's visibility timeout, so the eta pitfalls of long-range scheduling do not apply."""
 
     def publish(pairs: list[tuple[str, float]], now: float) -> int:
         failed = 0
         with app.producer_or_acquire() as producer:
-            for action_id, due_at in pairs:
-                eta = datetime.fromtimestamp(due_at, tz=UTC) if due_at > now else None
+            for actions, due_at in group_actions(pairs, now, batch_size):
+                eta = datetime.fromtimestamp(due_at, tz=UTC) if due_at is not None else None
+                if len(actions) == 1:
+                    name, kwargs, task_id = PERFORM_TASK, {"action": actions[0]}, actions[0]
+                else:
+                    name, kwargs = PERFORM_BATCH_TASK, {"actions": actions}
+                    task_id = f"batch:{actions[0]}:{len(actions)}"
                 try:
                     app.send_task(
-                        PERFORM_TASK,
-                        kwargs={"action": action_id},
-                        task_id=action_id,
+                        name,
+                        kwargs=kwargs,
+                        task_id=task_id,
                         queue=LIFECYCLE_QUEUE,
                         producer=producer,
                         eta=eta,
                     )
                 except Exception:
-                    failed += 1
-                    log.exception("could not publish %s", action_id)
+                    failed += len(actions)
+                    log.exception("could not publish %s", task_id)
         return failed
 
     return publish
@@ -73,6 +109,9 @@ class DispatchStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         ctx = get_lifecycle()
+        # Batched actions run on their own pool: as many threads as the worker's, so -c keeps
+        # bounding the actions a process runs at once.
+        set_batch_threads(getattr(worker, "concurrency", None) or 1)
         dispatcher = Dispatcher(
             ctx.store,
             make_publisher(worker.app),

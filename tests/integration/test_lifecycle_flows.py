@@ -17,7 +17,15 @@ from config.settings import load_settings
 from schedules.state import BOOKING_TRANSITIONS
 from worker.anyrtc import results
 from worker.errors import InvalidBooking
-from worker.lifecycle import Lifecycle, cancel, perform, schedule, start_now, stop_now
+from worker.lifecycle import (
+    Lifecycle,
+    cancel,
+    perform,
+    perform_batch,
+    schedule,
+    start_now,
+    stop_now,
+)
 from worker.lifecycle.actions import run_operation
 from worker.lifecycle.testing import FakeClock, InProcessRunner
 
@@ -417,6 +425,67 @@ def test_the_same_action_delivered_twice_calls_the_vendor_once(
     op = next(o["op"] for r in out for o in r.get("operations", []))
     assert perform(ctx, op)["verdict"] == "stale"
     assert len(vendor.journal()) == 1
+
+
+def test_a_batch_delivered_twice_calls_the_vendor_once_per_action(
+    ctx: Lifecycle, run: InProcessRunner, vendor: Any
+) -> None:
+    for n in range(4):
+        book(ctx, f"b{n}", f"r{n}", 10, 20)
+    ctx.clock.set(T0 + 10)  # type: ignore[attr-defined]
+    actions = run.claim()
+    assert len(actions) == 4
+    barrier = threading.Barrier(2)
+    out: list[dict[str, Any]] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        out.append(perform_batch(ctx, actions))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.append(perform_batch(ctx, [*actions, actions[0]]))  # late third copy, one id twice
+    assert all(r["actions"] == 4 and r["failed"] == [] for r in out)
+    assert sum(r["verdicts"].get("call", 0) for r in out) == 4
+    for n in range(4):
+        assert verdicts(vendor, "startrecord", f"r{n}") == ["ok"]
+        assert state(ctx, f"b{n}") == "recording"
+
+
+def test_a_failing_action_in_a_batch_spares_the_others_and_comes_back_after_its_lease(
+    ctx: Lifecycle, run: InProcessRunner, vendor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.lifecycle import actions as actions_module
+
+    real_call = actions_module.call_vendor
+
+    def flaky(client: Any, kind: str, room_id: str, params: Any) -> Any:
+        if room_id == "r-bad":
+            raise RuntimeError("worker bug")
+        return real_call(client, kind, room_id, params)
+
+    monkeypatch.setattr(actions_module, "call_vendor", flaky)
+    book(ctx, "bad", "r-bad", 10, 20)
+    book(ctx, "good", "r-good", 10, 20)
+    ctx.clock.set(T0 + 10)  # type: ignore[attr-defined]
+    claimed = run.claim()
+    summary = perform_batch(ctx, claimed)
+    assert summary["failed"] == ["start:bad:1"]
+    assert summary["verdicts"] == {"call": 1}
+    assert verdicts(vendor, "startrecord", "r-good") == ["ok"]
+    assert state(ctx, "good") == "recording"
+    assert calls(vendor, "startrecord", "r-bad") == []
+    # Its lease runs out: the room operation is issued again and performed normally.
+    monkeypatch.setattr(actions_module, "call_vendor", real_call)
+    ctx.clock.set(T0 + 10 + ctx.lease_s + 0.1)  # type: ignore[attr-defined]
+    again = run.claim()
+    assert again and all(a.startswith("op:r-bad:") for a in again)
+    assert perform_batch(ctx, again)["failed"] == []
+    assert verdicts(vendor, "startrecord", "r-bad") == ["ok"]
+    assert state(ctx, "bad") == "recording"
 
 
 def test_an_action_claimed_ahead_waits_for_its_due_time(

@@ -184,6 +184,36 @@ def test_the_same_task_delivered_twice_makes_one_vendor_call(
     assert log.count(f"recordings.perform[{action}] received") == 2
 
 
+def test_the_same_batch_delivered_twice_makes_one_vendor_call_per_action(
+    worker: WorkerProcess, vendor: Any, ctx: Lifecycle
+) -> None:
+    from worker import app
+
+    vendor.configure(latency_s=0.3)
+    now = time.time()
+    rooms = [f"rBatch{n}" for n in range(3)]
+    for room in rooms:
+        ctx.store.apply_event(
+            "schedule", f"dup-{room}", now=now, room_id=room, start_at=now, end_at=now + 30
+        )
+    # Claim them here, before the worker's dispatcher does, then deliver their batch twice.
+    actions = InProcessRunner(ctx).claim()
+    assert len(actions) == 3
+    task_id = f"batch:{actions[0]}:{len(actions)}"
+    for _ in range(2):
+        app.send_task("recordings.perform_batch", kwargs={"actions": actions}, task_id=task_id)
+    for room in rooms:
+        wait_for(
+            lambda room=room: ctx.reader.booking(f"dup-{room}").state == "recording",  # type: ignore[union-attr,misc]
+            5,
+            f"{room} recording",
+        )
+    time.sleep(1.5)  # a lease and more: nothing may be issued again
+    for room in rooms:
+        assert len(journal(vendor, "startrecord", room)) == 1
+    assert worker.log().count(f"recordings.perform_batch[{task_id}] received") == 2
+
+
 def test_out_of_order_updated_at_keeps_the_newer_event(
     worker: WorkerProcess, bookings: BookingClient, vendor: Any, ctx: Lifecycle
 ) -> None:

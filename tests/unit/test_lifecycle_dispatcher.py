@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schedules.dispatcher import Dispatcher, TickResult
+from worker.dispatch_step import group_actions
 
 NOW = 1_000.0
 
@@ -54,3 +55,17 @@ def test_never_negative_never_longer_than_an_interval(
     assert 0.0 <= wait <= interval
     if next_due is not None:
         assert NOW + wait <= max(next_due - ahead, NOW) + 0.002 + 1e-9
+
+
+def test_actions_are_grouped_by_due_second_in_chunks_with_the_earliest_due_as_eta() -> None:
+    pairs = [(f"start:b{n}:1", NOW + 2.0) for n in range(5)]
+    pairs += [("start:late:1", NOW + 2.5), ("stop:x:1", NOW + 3.0)]
+    pairs += [("op:r1:2", NOW - 1.0), ("start:now:1", NOW)]
+    groups = group_actions(pairs, NOW, size=3)
+    assert groups == [
+        (["start:b0:1", "start:b1:1", "start:b2:1"], NOW + 2.0),
+        (["start:b3:1", "start:b4:1", "start:late:1"], NOW + 2.0),
+        (["stop:x:1"], NOW + 3.0),
+        (["op:r1:2", "start:now:1"], None),
+    ]
+    assert sorted(a for g, _ in groups for a in g) == sorted(a for a, _ in pairs)

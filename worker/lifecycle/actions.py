@@ -13,6 +13,10 @@ Exactly-once reasoning, in short (docs/lifecycle.md has the long form):
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from schedules.keys import parse_action
@@ -21,9 +25,45 @@ from schedules.windows import backoff_s
 from worker.lifecycle.context import Lifecycle
 from worker.lifecycle.vendor import call_vendor, user_data_text
 
-__all__ = ["perform", "run_operation"]
+__all__ = ["BATCH_THREADS", "perform", "perform_batch", "run_operation", "set_batch_threads"]
 
 log = logging.getLogger(__name__)
+
+# Threads of the process-wide pool that runs the actions of a batch (perform_batch). The worker
+# sets it to its own concurrency (worker/dispatch_step.py), so -c still bounds how many actions
+# (and vendor calls) a process runs at once.
+BATCH_THREADS = 32
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = BATCH_THREADS
+_pool_lock = threading.Lock()
+
+
+def set_batch_threads(threads: int) -> None:
+    """Size the batch pool (before its first use; a pool already running is kept)."""
+    global _pool_size
+    with _pool_lock:
+        _pool_size = max(1, int(threads))
+
+
+def _batch_pool() -> ThreadPoolExecutor:
+    """The process-wide bounded pool for batch actions, created on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="lifecycle-action")
+        return _pool
+
+
+def _forget_pool() -> None:
+    # A forked child has none of the parent's threads: it builds its own pool on first use.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def perform(ctx: Lifecycle, action_id: str) -> dict[str, Any]:
@@ -69,6 +109,33 @@ def perform(ctx: Lifecycle, action_id: str) -> dict[str, Any]:
     return summary
 
 
+def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
+    """Carry out several claimed actions concurrently (on the process-wide pool) and wait for
+    all of them; returns counts per verdict and the ids of actions that raised (no secrets).
+
+    Each action is performed exactly as :func:`perform` does alone, with its own lease and its
+    own guards: one that raises is logged and left to its lease (issued again when it runs
+    out), and changes nothing for the others. A batch delivered twice is harmless for the same
+    reason a single action delivered twice is.
+    """
+    unique = list(dict.fromkeys(action_ids))
+    pool = _batch_pool()
+    futures: list[tuple[str, Future[dict[str, Any]]]] = [
+        (action_id, pool.submit(perform, ctx, action_id)) for action_id in unique
+    ]
+    verdicts: Counter[str] = Counter()
+    failed: list[str] = []
+    for action_id, future in futures:
+        try:
+            summary = future.result()
+        except Exception:
+            log.exception("action %s failed; issued again when its lease runs out", action_id)
+            failed.append(action_id)
+            continue
+        verdicts[str(summary.get("verdict", ""))] += 1
+    return {"actions": len(unique), "verdicts": dict(verdicts), "failed": failed}
+
+
 def run_operation(
     ctx: Lifecycle, grant: CallGrant, holders: list[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -87,17 +154,24 @@ def run_operation(
         outcome = call_vendor(ctx.client, current.kind, room_id, params)
         now = ctx.clock()
         logged: set[str] = set()
-        if outcome.done and _still_owner(ctx, current):
+        if outcome.done:
             # Log before settling: if this process dies in between, the repeat is settled by
             # whoever takes over, and the log calls are idempotent. A reply that comes after
-            # the attempt was taken over is not logged (the new owner logs).
+            # the attempt was taken over is not logged (the new owner logs): the log scripts
+            # write only while this attempt's token is still the room's, checked in one step.
+            guard = (ctx.keys.room(room_id), "call_token", current.token)
             if current.kind == "start":
-                logged = set(known)
-                ctx.recording_log.started(
-                    room_id, now, sorted(logged), user_data_text(params.get("user_data"))
+                session = ctx.recording_log.started(
+                    room_id,
+                    now,
+                    sorted(known),
+                    user_data_text(params.get("user_data")),
+                    guard=guard,
                 )
+                if session is not None:
+                    logged = set(known)
             else:
-                ctx.recording_log.stopped(room_id, now)
+                ctx.recording_log.stopped(room_id, now, guard=guard)
         retry_at = None
         if outcome.outcome == "retry":
             retry_at = now + backoff_s(
@@ -136,10 +210,6 @@ def run_operation(
         current = settled.pop("next_grant")
         known = []
     return done
-
-
-def _still_owner(ctx: Lifecycle, grant: CallGrant) -> bool:
-    return ctx.redis.hget(ctx.keys.room(grant.room_id), "call_token") == grant.token
 
 
 def _settle(

@@ -9,7 +9,9 @@ Public contract for booking systems (names and keyword arguments are stable; JSO
   room_type=None)``
 - ``recordings.stop(room_id, booking_id=None, room_type=None)``
 
-Internal: ``recordings.perform(action)``, issued by the dispatcher for each claimed action.
+Internal, issued by the dispatcher for claimed actions: ``recordings.perform(action)`` for a
+single one, ``recordings.perform_batch(actions)`` for a group due at the same second (run
+concurrently in the worker; one message instead of one per action).
 
 Tasks are thin: the work is in :mod:`worker.lifecycle`. None of them retries through Celery:
 invalid input ends at once with InvalidBooking and a dead letter, and vendor retries are
@@ -24,11 +26,20 @@ from typing import Any
 from celery import Task, shared_task
 
 from worker.errors import InvalidBooking
-from worker.lifecycle import cancel, get_lifecycle, perform, schedule, start_now, stop_now
+from worker.lifecycle import (
+    cancel,
+    get_lifecycle,
+    perform,
+    perform_batch,
+    schedule,
+    start_now,
+    stop_now,
+)
 from worker.lifecycle.events import reject
 
 __all__ = [
     "cancel_task",
+    "perform_batch_task",
     "perform_task",
     "schedule_task",
     "start_task",
@@ -126,3 +137,14 @@ def stop_task(
 def perform_task(action: str) -> dict[str, Any]:
     """Carry out one claimed action (issued by the dispatcher; safe to deliver twice)."""
     return perform(get_lifecycle(), action)
+
+
+@shared_task(
+    name="recordings.perform_batch", base=LifecycleTask, ignore_result=True, track_started=False
+)
+def perform_batch_task(actions: list[str]) -> dict[str, Any]:
+    """Carry out a group of claimed actions concurrently, each as ``recordings.perform`` would
+    (issued by the dispatcher; safe to deliver twice; one failing action spares the others)."""
+    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+        raise InvalidBooking("recordings.perform_batch: actions must be a list of action ids")
+    return perform_batch(get_lifecycle(), actions)
