@@ -24,6 +24,7 @@ from typing import Any
 from config.settings import load_settings
 from schedules.redis import redis_from_url
 from worker.anyrtc.simulator import running_simulator
+from worker.anyrtc.simulator.journal import max_in_window
 from worker.discovery.gate import gated_client
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import SlidingWindowLimiter
@@ -31,18 +32,6 @@ from worker.errors import BudgetExhausted, RateLimited
 
 APP_ID = "bench-app"
 VOD_TOKEN = "bench-vod-token"
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most events inside any half-open window ``[t, t + window)``."""
-    times = sorted(times)
-    best = j = 0
-    for i, start in enumerate(times):
-        j = max(j, i)
-        while j < len(times) and times[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 def _import_everything() -> None:

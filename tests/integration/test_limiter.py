@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from schedules.redis import redis_from_url
+from worker.anyrtc.simulator.journal import max_in_window
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import SlidingWindowLimiter
 
@@ -20,19 +21,6 @@ PERIOD_S = 1.0
 MARGIN_S = 0.02
 PROCESSES = 8
 RUN_S = 4.0
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most events inside any half-open window ``[t, t + window)``."""
-    times = sorted(times)
-    best = 0
-    j = 0
-    for i, start in enumerate(times):
-        j = max(j, i)
-        while j < len(times) and times[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 def _import_everything() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from pathlib import Path
@@ -22,10 +23,8 @@ def wait_for_http(url: str, log_path: Path, timeout_s: float = 30.0) -> None:
     """Return once ``url`` answers 200; fail the test with the server's log if it never does."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(requests.ConnectionError):
             if requests.get(url, timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
         time.sleep(0.2)
     pytest.fail(f"{url} did not answer within {timeout_s:.0f}s:\n{log_path.read_text()}")

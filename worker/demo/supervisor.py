@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,11 +55,10 @@ class ProcessGroup:
         while time.monotonic() < deadline:
             if entry.process.poll() is not None:
                 raise RuntimeError(f"{name} exited early; last lines:\n{self.tail(name)}")
-            try:
+            # Not ready yet: any failure to answer.
+            with contextlib.suppress(Exception):
                 if ready():
                     return
-            except Exception:  # not ready yet: any failure to answer
-                pass
             time.sleep(0.2)
         raise RuntimeError(
             f"{name} not ready within {timeout_s:.0f}s; last lines:\n{self.tail(name)}"

@@ -7,10 +7,22 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MAX_ENTRIES", "Journal", "redact"]
+__all__ = ["MAX_ENTRIES", "Journal", "max_in_window", "redact"]
 
 MAX_ENTRIES = 50_000
 MASK = "***"
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most events inside any half-open window ``[t, t + window)`` (e.g. journal arrivals)."""
+    times = sorted(times)
+    best = j = 0
+    for i, start in enumerate(times):
+        j = max(j, i)
+        while j < len(times) and times[j] < start + window:
+            j += 1
+        best = max(best, j - i)
+    return best
 
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:
