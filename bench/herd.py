@@ -152,8 +152,11 @@ def workers(
 
 def delete_prefix(client: redis.Redis, prefix: str) -> int:
     deleted = 0
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        deleted += client.delete(key)
+    # The naive scenario's app has no key prefix: kombu writes its exchange tables bare. This
+    # database is the bench's own (--redis-db), so they go too.
+    for pattern in (f"{prefix}:*", "_kombu.binding*"):
+        for key in client.scan_iter(match=pattern, count=1000):
+            deleted += client.delete(key)
     return deleted
 
 
