@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from worker.anyrtc.models import EPOCH_MS_THRESHOLD
 from worker.anyrtc.namerule import NameRule
 from worker.errors import InvalidBooking
 
@@ -32,8 +33,6 @@ MAX_ID_LENGTH = 200
 MAX_PATH_LENGTH = 256
 MAX_ROOM_TYPE_LENGTH = 32
 MAX_USER_DATA_CHARS = 8192
-# Epoch seconds above this are almost certainly milliseconds (year 5138 in seconds).
-_MS_THRESHOLD = 1e11
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -108,7 +107,7 @@ def _epoch(number: float, name: str) -> float:
         raise ValueError(f"{name} must be a finite number of epoch seconds")
     if number <= 0:
         raise ValueError(f"{name} must be a positive number of epoch seconds")
-    if number >= _MS_THRESHOLD:
+    if number >= EPOCH_MS_THRESHOLD:
         raise ValueError(f"{name} {number:.0f} looks like epoch milliseconds; send seconds")
     return number
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.waiting import wait_until
 from worker.anyrtc import AnyRTCClient
 from worker.anyrtc.results import ALREADY_RECORDING, IP_NOT_ALLOWED, NOT_RECORDING
 from worker.errors import (
@@ -56,16 +57,6 @@ def make_client(sim: Any, **overrides: Any) -> AnyRTCClient:
     app_id = options.pop("app_id", sim.app_id)
     token = options.pop("vod_token", sim.vod_token)
     return AnyRTCClient(app_id, token, **options)
-
-
-def wait_for(predicate: Any, timeout_s: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def record_meetings(sim: Any, count: int, room_prefix: str = "room") -> None:
@@ -132,7 +123,7 @@ def test_stop_creates_files_listed_by_time_and_by_room(sim: Any) -> None:
     begin = int(time.time() * 1000) - 1000
     client.start_record("R5", user_data="plain")
     client.stop_record("R5")
-    page = wait_for(
+    page = wait_until(
         lambda: (p := client.list_by_time(begin, int(time.time() * 1000) + 1000)).total == 3 and p
     )
     assert {f.file_status for f in page.files} <= {0, 1, 2}
@@ -146,7 +137,7 @@ def test_stop_creates_files_listed_by_time_and_by_room(sim: Any) -> None:
         result = client.list_by_room("R5", begin, begin + 10**6)
         return all(f.file_status == 2 for f in result.files) and result
 
-    final = wait_for(all_done)
+    final = wait_until(all_done)
     assert all(f.is_final for f in final.files)
 
 

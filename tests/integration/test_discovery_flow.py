@@ -10,7 +10,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,22 +18,13 @@ import redis
 from kombu import Connection, Exchange, Queue
 
 from schedules.recording_log import RecordingLog
+from tests.support.waiting import wait_until
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import file_key_id
 from worker.discovery.service import Discovery
 from worker.errors import BudgetExhausted
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 class Harness:

@@ -9,7 +9,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from schedules.recording_log import RecordingLog
+from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import DiscoveryKeys
@@ -35,16 +36,6 @@ class QuietHandler(WSGIRequestHandler):
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         return None
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -154,7 +145,7 @@ def test_callback_and_poll_through_a_real_worker_give_one_message(
 
         # The poll finds the same file: no second message.
         celery_app.send_task("discovery.poll")
-        wait_until(lambda: redis_client.get(keys.poll_watermark))
+        wait_until(lambda: redis_client.get(keys.poll_watermark), 15.0)
         assert _drain(conn, customer, expect=1, timeout=1.0) == []
 
         # A poll denied by the budget is re-queued with the limiter's countdown.
@@ -164,7 +155,7 @@ def test_callback_and_poll_through_a_real_worker_give_one_message(
         limiter.close(tuned.anyrtc_app_id)
         before = redis_client.get(keys.poll_watermark)
         celery_app.send_task("discovery.poll")
-        wait_until(lambda: redis_client.get(keys.poll_watermark) != before)
+        wait_until(lambda: redis_client.get(keys.poll_watermark) != before, 15.0)
         worker_log = worker.log()
         assert "Retry in" in worker_log
         assert [e["code"] for e in sim.journal("getVodListByTime")] == [200, 200]

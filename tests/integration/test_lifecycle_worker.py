@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ import redis
 
 from config.celery import LIFECYCLE_QUEUE
 from config.settings import get_settings
+from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess, running_worker
 from worker.booking_client import BookingClient
 from worker.lifecycle import Lifecycle
@@ -79,15 +80,6 @@ def journal(sim: Any, endpoint: str, room: str) -> list[dict[str, Any]]:
     return [e for e in sim.journal(endpoint) if e["params"].get("ArRoomID") == room]
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 def assert_on_time(entry: dict[str, Any], due: float, before: float | None = None) -> None:
     """Arrived at or after ``due``, and before ``before`` (default: within LIVENESS_S)."""
     lateness = entry["time"] - due
@@ -104,7 +96,7 @@ def test_schedule_starts_at_start_at_and_stops_at_end_at(
     for room, (start, end) in windows.items():
         result = bookings.schedule(f"b-{room}", room, t0 + start, t0 + end)
         assert result.get(timeout=10)["verdict"] == "applied"
-    wait_for(lambda: len(vendor.journal("stoprecord")) == 3, 10, "three stops")
+    wait_until(lambda: len(vendor.journal("stoprecord")) == 3, 10, "three stops")
     for room, (start, end) in windows.items():
         [started] = journal(vendor, "startrecord", room)
         [stopped] = journal(vendor, "stoprecord", room)
@@ -116,7 +108,7 @@ def test_schedule_starts_at_start_at_and_stops_at_end_at(
         views = [ctx.reader.booking(f"b-{room}") for room in windows]
         return all(v is not None and v.state == "stopped" for v in views)
 
-    wait_for(all_stopped, 5, "every booking settled as stopped")
+    wait_until(all_stopped, 5, "every booking settled as stopped")
 
 
 def test_reschedule_cancel_and_overlap_through_the_worker(
@@ -135,12 +127,12 @@ def test_reschedule_cancel_and_overlap_through_the_worker(
     ]
     for result in sent:
         result.get(timeout=10)
-    wait_for(lambda: len(journal(vendor, "startrecord", "rD")) == 1, 5, "rD started")
-    wait_for(lambda: len(journal(vendor, "startrecord", "rB")) == 1, 5, "rB started")
+    wait_until(lambda: len(journal(vendor, "startrecord", "rD")) == 1, 5, "rD started")
+    wait_until(lambda: len(journal(vendor, "startrecord", "rB")) == 1, 5, "rB started")
     bookings.schedule("extend", "rB", t0 + 1.5, t0 + 5).get(timeout=10)  # during: later end
     bookings.cancel("cut").get(timeout=10)  # during: stops now
     cancelled_at = time.time()
-    wait_for(lambda: len(vendor.journal("stoprecord")) == 4, 10, "four stops")
+    wait_until(lambda: len(vendor.journal("stoprecord")) == 4, 10, "four stops")
     time.sleep(0.5)
 
     [a_start] = journal(vendor, "startrecord", "rA")
@@ -177,7 +169,7 @@ def test_the_same_task_delivered_twice_makes_one_vendor_call(
     [action] = InProcessRunner(ctx).claim()
     for _ in range(2):
         app.send_task("recordings.perform", kwargs={"action": action}, task_id=action)
-    wait_for(lambda: ctx.reader.booking("dup").state == "recording", 5, "recording")  # type: ignore[union-attr]
+    wait_until(lambda: ctx.reader.booking("dup").state == "recording", 5, "recording")  # type: ignore[union-attr]
     time.sleep(1.5)  # a lease and more: nothing may be issued again
     assert len(journal(vendor, "startrecord", "rX")) == 1
     log = worker.log()
@@ -203,7 +195,7 @@ def test_the_same_batch_delivered_twice_makes_one_vendor_call_per_action(
     for _ in range(2):
         app.send_task("recordings.perform_batch", kwargs={"actions": actions}, task_id=task_id)
     for room in rooms:
-        wait_for(
+        wait_until(
             lambda room=room: ctx.reader.booking(f"dup-{room}").state == "recording",  # type: ignore[union-attr,misc]
             5,
             f"{room} recording",
@@ -300,7 +292,7 @@ def test_vendor_errors_then_success_starts(
     )
     t0 = time.time()
     bookings.schedule("flaky", "rF", t0 + 1, t0 + 10).get(timeout=10)
-    wait_for(lambda: ctx.reader.booking("flaky").state == "recording", 8, "recording")  # type: ignore[union-attr]
+    wait_until(lambda: ctx.reader.booking("flaky").state == "recording", 8, "recording")  # type: ignore[union-attr]
     verdicts = [e["verdict"] for e in journal(vendor, "startrecord", "rF")]
     assert verdicts == ["fault: http 503", "fault: http 500", "fault: http 503", "ok"]
     history = json.dumps(ctx.reader.history("flaky") + ctx.reader.room_history("rF"))
@@ -327,7 +319,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_nothing_twice(
                 params={},
                 request={},
             )
-        wait_for(lambda: len(vendor.journal("startrecord")) >= 6, 6, "the burst to begin")
+        wait_until(lambda: len(vendor.journal("startrecord")) >= 6, 6, "the burst to begin")
         first.kill()
         killed_at = time.time()
     finally:
@@ -342,7 +334,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_nothing_twice(
             ok = [e for e in vendor.journal("stoprecord") if e["verdict"] == "ok"]
             return len(ok) == len(rooms)
 
-        wait_for(all_stopped, 25, "every room stopped")
+        wait_until(all_stopped, 25, "every room stopped")
         time.sleep(1.5)
 
     starts = Counter(e["params"]["ArRoomID"] for e in vendor.journal("startrecord"))

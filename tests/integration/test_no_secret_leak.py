@@ -10,18 +10,10 @@ import pytest
 import redis
 
 from tests.conftest import TEST_PREFIX
+from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _wait(predicate: Any, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _all_values(client: redis.Redis) -> list[str]:
@@ -53,15 +45,15 @@ def test_token_never_leaks(redis_client: Any, sim: Any, settings: Any) -> None:
     env = {"LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG", "QUERY_RATE_PERIOD_S": "2"}
     with running_worker(env=env) as worker:
         app.send_task("recordings.start", kwargs={"room_id": "leak-room"}).get(timeout=20)
-        _wait(lambda: sim.journal("startrecord"))
+        wait_until(lambda: sim.journal("startrecord"), 20.0)
         app.send_task("recordings.stop", kwargs={"room_id": "leak-room"}).get(timeout=20)
-        _wait(lambda: sim.journal("stoprecord"))
+        wait_until(lambda: sim.journal("stoprecord"), 20.0)
         # An error path too: the vendor rejects the signature, so the worker logs a failure.
         sim.configure(inject_next=[{"endpoint": "getVodListByTime", "code": 281}])
         app.send_task("discovery.poll")  # keeps no result: watch the vendor's journal instead
-        _wait(lambda: any(e["code"] == 281 for e in sim.journal("getVodListByTime")))
+        wait_until(lambda: any(e["code"] == 281 for e in sim.journal("getVodListByTime")), 20.0)
         app.send_task("discovery.poll")
-        _wait(lambda: any(e["code"] == 200 for e in sim.journal("getVodListByTime")))
+        wait_until(lambda: any(e["code"] == 200 for e in sim.journal("getVodListByTime")), 20.0)
         time.sleep(1.0)  # let the worker write its last log lines
         log = worker.log()
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
+    "EPOCH_MS_THRESHOLD",
     "CallbackPayload",
     "FileStatus",
     "RecordResult",
@@ -20,7 +21,7 @@ __all__ = [
     "parse_epoch_or_iso",
 ]
 
-_MS_THRESHOLD = 10**11  # 1973 in ms, year 5138 in s: anything above is milliseconds
+EPOCH_MS_THRESHOLD = 10**11  # 1973 in ms, year 5138 in s: anything above is milliseconds
 
 
 class FileStatus:
@@ -36,7 +37,7 @@ class FileStatus:
 def epoch_ms(value: int | float) -> int:
     """An epoch value in seconds or milliseconds, as milliseconds (unit told by magnitude)."""
     number = float(value)
-    return int(number) if abs(number) >= _MS_THRESHOLD else round(number * 1000)
+    return int(number) if abs(number) >= EPOCH_MS_THRESHOLD else round(number * 1000)
 
 
 def parse_epoch_or_iso(value: Any) -> datetime:
