@@ -115,7 +115,20 @@ class RecordingLog:
         return str(reply[1]) if int(reply[0]) == 1 and len(reply) > 1 else None
 
     def get(self, session_id: str) -> RecordingSession | None:
-        data = self.r.hgetall(self._key("s", session_id))
+        return self._session(session_id, self.r.hgetall(self._key("s", session_id)))
+
+    def _get_many(self, session_ids: list[str]) -> list[RecordingSession]:
+        """The sessions that still exist, in order, read in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for session_id in session_ids:
+            pipe.hgetall(self._key("s", session_id))
+        found = (
+            self._session(i, data) for i, data in zip(session_ids, pipe.execute(), strict=True)
+        )
+        return [s for s in found if s is not None]
+
+    @staticmethod
+    def _session(session_id: str, data: dict[str, str]) -> RecordingSession | None:
         if not data:
             return None
         return RecordingSession(
@@ -134,10 +147,10 @@ class RecordingLog:
         ids = self.r.zrangebyscore(
             self._key("by_start"), start_s - MAX_SESSION_S - slack_s, end_s + slack_s
         )
-        sessions = [s for s in (self.get(str(i)) for i in ids) if s is not None]
+        sessions = self._get_many([str(i) for i in ids])
         return [s for s in sessions if s.overlaps(start_s, end_s, slack_s)]
 
     def for_room(self, room_id: str) -> list[RecordingSession]:
         """Every logged session of ``room_id``, oldest first."""
         ids = self.r.zrange(self._key("room", room_id), 0, -1)
-        return [s for s in (self.get(str(i)) for i in ids) if s is not None]
+        return self._get_many([str(i) for i in ids])
