@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from worker.anyrtc.models import (
+    MAX_EPOCH_MS,
     CallbackPayload,
     RecordResult,
     VodFile,
@@ -128,6 +129,11 @@ def test_missing_content_means_empty_page() -> None:
         {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "fileSize": "big"},
         {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "startTime": "yesterday"},
         {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "startTime": True},
+        # Numbers that are not dates: once OverflowError, which pydantic does not catch.
+        {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "startTime": "1e999"},
+        {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "startTime": "inf"},
+        {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "startTime": 1e300},
+        {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4", "endTime": "-5"},
     ],
 )
 def test_bad_callbacks_are_rejected(body: dict) -> None:
@@ -192,3 +198,31 @@ def test_one_bad_file_entry_does_not_hide_the_others() -> None:
     assert len(page.invalid) == 2
     assert page.invalid[0].startswith("entry 1: filestatus:")
     assert page.invalid[1].startswith("entry 2: download_url:")
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_epoch_ms_is_a_date_or_a_value_error(value: float) -> None:
+    try:
+        ms = epoch_ms(value)
+    except ValueError:
+        return
+    assert 0 <= ms <= MAX_EPOCH_MS
+    datetime.fromtimestamp(ms / 1000, tz=UTC)  # representable
+
+
+def test_an_entry_with_an_impossible_time_is_skipped_not_raised() -> None:
+    payload = {
+        "code": 200,
+        "content": {
+            "data": [
+                {"filestatus": 2, "download_url": "http://x/a.mp4", "upload_timestamp": "inf"},
+                {"filestatus": 2, "download_url": "http://x/b.mp4", "start_time": "1e300"},
+                {"filestatus": 2, "download_url": "http://x/c.mp4", "start_time": 1764000000},
+            ],
+            "cnt": {"cnt": 3},
+        },
+    }
+    page = VodPage.from_payload(payload)
+    assert [f.identity for f in page.files] == ["http://x/c.mp4"]
+    assert page.invalid[0].startswith("entry 0: upload_timestamp:")
+    assert page.invalid[1].startswith("entry 1: start_time:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "EPOCH_MS_THRESHOLD",
+    "MAX_EPOCH_MS",
     "CallbackPayload",
     "FileStatus",
     "RecordResult",
@@ -22,6 +24,9 @@ __all__ = [
 ]
 
 EPOCH_MS_THRESHOLD = 10**11  # 1973 in ms, year 5138 in s: anything above is milliseconds
+# 9999-12-31T23:59:59.999Z, datetime's last instant: a larger epoch is not a date (and would
+# raise OverflowError, which pydantic does not turn into a validation error).
+MAX_EPOCH_MS = 253_402_300_799_999
 
 
 class FileStatus:
@@ -35,9 +40,17 @@ class FileStatus:
 
 
 def epoch_ms(value: int | float) -> int:
-    """An epoch value in seconds or milliseconds, as milliseconds (unit told by magnitude)."""
+    """An epoch value in seconds or milliseconds, as milliseconds (unit told by magnitude).
+
+    Raises ValueError for infinities, NaN and anything outside 1970..9999.
+    """
     number = float(value)
-    return int(number) if abs(number) >= EPOCH_MS_THRESHOLD else round(number * 1000)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    ms = int(number) if abs(number) >= EPOCH_MS_THRESHOLD else round(number * 1000)
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise ValueError(f"{value!r} is not an epoch time between 1970 and 9999")
+    return ms
 
 
 def parse_epoch_or_iso(value: Any) -> datetime:
@@ -51,9 +64,11 @@ def parse_epoch_or_iso(value: Any) -> datetime:
         if not text:
             raise ValueError("must not be empty")
         try:
-            return datetime.fromtimestamp(epoch_ms(float(text)) / 1000, tz=UTC)
+            number = float(text)
         except ValueError:
             pass
+        else:
+            return datetime.fromtimestamp(epoch_ms(number) / 1000, tz=UTC)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
