@@ -3,8 +3,9 @@
 Measures, from the simulator's journal (when each startrecord call *arrived*), how late the
 starts were (p50/p95/p99/max), and counts early starts, duplicate calls and missed windows:
 
-1. ours: windows in the Redis due set, claimed by the dispatcher inside the worker, one
-   ``recordings.perform`` task per window (the product as shipped);
+1. ours: windows in the Redis due set, claimed by the dispatcher inside each lifecycle worker
+   and handed over as ``recordings.perform_batch`` tasks (the product as shipped: the Procfile's
+   ``lifecycle`` line, threads -c 64, once per core);
 2. naive: one ``apply_async(eta=due)`` per window whose task calls the vendor client directly.
 
 Both run on identical worker processes (threads pool, same concurrency) against the same kind of
@@ -291,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=2, help="worker processes per scenario (one per core)"
     )
-    parser.add_argument("--concurrency", type=int, default=32, help="threads per worker")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="threads per worker (the Procfile's lifecycle)"
+    )
     parser.add_argument("--lead-s", type=float, default=6.0, help="seconds until the herd")
     parser.add_argument("--settle-s", type=float, default=60.0, help="give up this long after")
     parser.add_argument("--redis-db", type=int, default=14)

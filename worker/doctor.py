@@ -2,7 +2,7 @@
 
 Checks, in order: settings, Redis (state), the Celery broker, the downstream broker, a signed
 test query reaching the vendor (through the global query budget, so it never trips the limit),
-and which workers answer. Each check is a plain function returning a :class:`Check`.
+and which workers consume each queue. Each check is a plain function returning a :class:`Check`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from config.settings import Settings, SettingsError, load_settings
 
-__all__ = ["Check", "run_checks"]
+__all__ = ["Check", "run_checks", "workers_check"]
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -113,17 +113,40 @@ def check_vendor(settings: Settings) -> Check:
     )
 
 
+# What stops when nobody consumes a queue: the doctor says it in these words.
+QUEUE_ROLES = {
+    "lifecycle": "booked windows will not start or stop",
+    "query": "polls and room look-ups will not run",
+    "events": "callbacks will not be processed or published",
+}
+
+
+def workers_check(active_queues: dict[str, list[dict[str, Any]]]) -> Check:
+    """Which node consumes which queue (``inspect().active_queues()``'s reply), and a warning
+    naming every queue of :data:`QUEUE_ROLES` that no answering worker consumes."""
+    if not active_queues:
+        return Check("workers", WARN, "no worker answered within 2 s")
+    consumers: dict[str, list[str]] = {queue: [] for queue in QUEUE_ROLES}
+    for node, queues in sorted(active_queues.items()):
+        for queue in queues or []:
+            consumers.setdefault(str(queue.get("name")), []).append(node)
+    served = "; ".join(
+        f"{queue}: {', '.join(nodes)}" for queue, nodes in consumers.items() if nodes
+    )
+    idle = [f"no worker consumes {q} ({why})" for q, why in QUEUE_ROLES.items() if not consumers[q]]
+    if idle:
+        return Check("workers", WARN, "; ".join(idle) + (f" [{served}]" if served else ""))
+    return Check("workers", OK, served)
+
+
 def check_workers(settings: Settings) -> Check:
     from worker.celery import app
 
     try:
-        replies = app.control.ping(timeout=2.0) or []
+        replies = app.control.inspect(timeout=2.0).active_queues() or {}
     except Exception as exc:
         return Check("workers", WARN, f"could not ask: {type(exc).__name__}: {exc}")
-    names = sorted(name for reply in replies for name in reply)
-    if not names:
-        return Check("workers", WARN, "no worker answered a ping within 2 s")
-    return Check("workers", OK, f"{len(names)} answering: {', '.join(names)}")
+    return workers_check(replies)
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (

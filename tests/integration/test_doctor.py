@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.workers import running_worker
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +44,28 @@ def test_doctor_reports_a_healthy_deployment(redis_client: Any, sim: Any) -> Non
     assert code == 0
     (query,) = sim.journal("getVodListByTime")
     assert query["code"] == 200
+
+
+def test_doctor_names_each_queue_no_worker_consumes(redis_client: Any, sim: Any) -> None:
+    """The Procfile's two workers: with only ``lifecycle`` up, the doctor says what will not
+    happen; with ``discovery`` up too, every queue has a consumer."""
+    with running_worker(["lifecycle"], concurrency=2, name="lifecycle-doctor"):
+        _, checks, _ = doctor(dict(os.environ))
+        workers = next(c for c in checks if c["name"] == "workers")
+        assert workers["status"] == "warn"
+        assert (
+            "no worker consumes query (polls and room look-ups will not run)" in workers["detail"]
+        )
+        assert "no worker consumes events" in workers["detail"]
+        assert "no worker consumes lifecycle" not in workers["detail"]
+        assert "lifecycle: lifecycle-doctor@" in workers["detail"]
+        with running_worker(["query", "events"], concurrency=2, name="discovery-doctor"):
+            code, checks, _ = doctor(dict(os.environ))
+    workers = next(c for c in checks if c["name"] == "workers")
+    assert workers["status"] == "ok", workers
+    assert "query: discovery-doctor@" in workers["detail"]
+    assert "events: discovery-doctor@" in workers["detail"]
+    assert code == 0
 
 
 def test_doctor_names_a_wrong_token_without_printing_it(redis_client: Any, sim: Any) -> None:

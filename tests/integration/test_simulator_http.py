@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -565,3 +567,18 @@ def test_cli_starts_prints_one_line_and_stops_on_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_listen_backlog_takes_a_top_of_the_hour_burst(sim: SimulatorHandle) -> None:
+    """The kernel's accept queue for the simulator's socket is as deep as a production front
+    end's: with socketserver's default of 5, a burst of new connections loses SYNs and clients
+    see resets and 1 s stalls that the vendor would not cause."""
+    if shutil.which("ss") is None:
+        pytest.skip("needs iproute2's ss to read the listen backlog")
+    port = urlsplit(sim.record_api_url).port
+    listing = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # A listening socket's line: State Recv-Q Send-Q Local Peer; Send-Q is the backlog.
+    assert listing[0] == "LISTEN"
+    assert int(listing[2]) >= 512

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from config.celery import EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
 from config.settings import Settings
 from worker.demo.procfile import read_procfile
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESS_TYPES = {"worker", "beat", "web", "flower", "simulator"}
+PROCESS_TYPES = {"lifecycle", "discovery", "beat", "web", "flower", "simulator"}
 
 
 def procfile() -> dict[str, str]:
@@ -70,8 +71,28 @@ def test_procfile_programs_are_installed() -> None:
 
 
 def test_celery_processes_use_the_app_module() -> None:
-    for name in ("worker", "beat", "flower"):
+    for name in ("lifecycle", "discovery", "beat", "flower"):
         assert procfile()[name].startswith("celery -A worker ")
+
+
+def _consumed_queues(name: str) -> set[str]:
+    (option,) = [a for a in shlex.split(procfile()[name]) if a.startswith("--queues=")]
+    return set(option.removeprefix("--queues=").split(","))
+
+
+def test_lifecycle_has_a_worker_of_its_own() -> None:
+    """Start and stop calls never wait behind polls or callbacks: no process shares their pool."""
+    assert _consumed_queues("lifecycle") == {LIFECYCLE_QUEUE}
+    assert _consumed_queues("discovery") == {QUERY_QUEUE, EVENTS_QUEUE}
+
+
+@pytest.mark.parametrize("name", ["lifecycle", "discovery"])
+def test_workers_use_threads_and_a_distinct_node_name_per_process(name: str) -> None:
+    args = shlex.split(procfile()[name])
+    assert "--pool=threads" in args
+    # $$ (the shell's pid, which exec hands to celery) keeps two processes scaled on one host
+    # apart in Flower and in control replies.
+    assert f"--hostname={name}-$$@%h" in args
 
 
 def test_env_example_lists_every_setting() -> None:
@@ -90,3 +111,7 @@ def test_dockerfile_installs_every_package() -> None:
     text = (ROOT / "Dockerfile").read_text()
     for package in ("config", "schedules", "worker"):
         assert f"COPY {package} ./{package}" in text
+
+
+def test_compose_runs_one_lifecycle_worker_per_core() -> None:
+    assert compose()["services"]["lifecycle"]["deploy"]["replicas"] == 2

@@ -1,8 +1,9 @@
 """The whole pipeline against the built-in simulator: ``make demo`` (``python -m worker.demo``).
 
-Starts simulator, web, worker, beat and flower from the Procfile, books a few meetings seconds
-ahead through the booking-system helper, and shows each booking's state and each file as it
-reaches the downstream queue. Ctrl-C (or ``--once``, after the last file) stops everything.
+Starts simulator, web, the lifecycle and discovery workers, beat and flower from the Procfile,
+books a few meetings seconds ahead through the booking-system helper, and shows each booking's
+state and each file as it reaches the downstream queue. Ctrl-C (or ``--once``, after the last
+file) stops everything.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def _port(preferred: int) -> int:
         return int(sock.getsockname()[1])
 
 
+def _node_answers(app: Any, node_prefix: str) -> bool:
+    """Whether a worker whose node name starts with ``node_prefix`` answers a ping."""
+    replies = app.control.ping(timeout=0.5) or []
+    return any(name.startswith(node_prefix) for reply in replies for name in reply)
+
+
 def _say(started: float, text: str) -> None:
     print(f"[{time.monotonic() - started:6.1f}s] {text}", flush=True)
 
@@ -61,7 +68,8 @@ def _environment(args: argparse.Namespace, prefix: str, ports: dict[str, int]) -
         "PORT": str(ports["web"]),
         "WEB_BIND": "127.0.0.1",
         "WEB_CONCURRENCY": "2",
-        "WORKER_CONCURRENCY": "16",
+        "LIFECYCLE_CONCURRENCY": "16",
+        "DISCOVERY_CONCURRENCY": "8",
         "FLOWER_PORT": str(ports["flower"]),
         "FLOWER_ADDRESS": "127.0.0.1",
         "SIMULATOR_PORT": str(ports["simulator"]),
@@ -128,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from worker.celery import app
 
-        group.start("worker")
-        group.wait_until("worker", lambda: bool(app.control.ping(timeout=0.5)))
+        for worker in ("lifecycle", "discovery"):
+            group.start(worker)
+            group.wait_until(worker, lambda w=worker: _node_answers(app, f"{w}-"))
         group.start("beat")
         flower_url = f"http://127.0.0.1:{ports['flower']}"
         group.start("flower")

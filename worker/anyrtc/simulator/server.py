@@ -45,6 +45,10 @@ MAX_BODY_BYTES = 1 << 20
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The vendor's front end takes a top-of-the-hour burst of new connections; socketserver's
+    # default listen backlog of 5 would drop SYNs (a 1 s retransmit, or a reset) that the vendor
+    # would have accepted, so clients would see faults the real service does not have.
+    request_queue_size = 1024
 
     def __init__(
         self, address: tuple[str, int], state: SimulatorState, stopping: threading.Event
