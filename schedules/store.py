@@ -300,6 +300,8 @@ class LifecycleStore:
             self.retention_s,
             _num(stop_retry_s),
             self.history_max,
+            grant.kind,
+            json.dumps(grant.params or {}),
         ]
         verdict, kind, bookings, next_op, next_kind, params, _ = self.scripts.finish_call(
             keys=keys, args=argv

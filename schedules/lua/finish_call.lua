@@ -18,9 +18,14 @@
 -- ARGV[8]  lease_s        ARGV[9] token for the next operation's first attempt
 -- ARGV[10] booking key prefix   ARGV[11] booking history key prefix
 -- ARGV[12] retention_s    ARGV[13] stop_retry_s   ARGV[14] history_max
+-- ARGV[15] the attempt's kind (start | stop)   ARGV[16] its params (JSON)
 --
 -- Per-booking keys of the room's holders are derived from ARGV[10]/ARGV[11] + booking id:
 -- the holders are only known here.
+--
+-- A stale "ok" to a start (the vendor started the room for an attempt that was taken over) in a
+-- room that is idle with no holder would leave the vendor recording for nobody: a stop
+-- operation is opened for it, as the next operation of the stale reply.
 --
 -- Returns {verdict, kind, bookings_json, next_op_id, next_kind, next_params_json, retry_at}
 --   verdict: stale | confirmed | retry | failed
@@ -33,6 +38,19 @@ local lease = tonumber(ARGV[8])
 local bprefix, hprefix = ARGV[10], ARGV[11]
 local retention, stop_retry, history_max = tonumber(ARGV[12]), tonumber(ARGV[13]),
   tonumber(ARGV[14])
+
+local function open_op(room_id, kind, params, by)
+  local n = redis.call('HINCRBY', KEYS[1], 'op_seq', 1)
+  local id = 'op:' .. room_id .. ':' .. n
+  local state = 'starting'
+  if kind == 'stop' then state = 'stopping' end
+  redis.call('HSET', KEYS[1], 'state', state, 'op_id', id, 'op_kind', kind,
+    'op_started_at', now, 'op_by', by, 'call_token', ARGV[9], 'call_deadline', now + lease,
+    'attempts', 1, 'uncertain', 0)
+  if kind == 'start' then redis.call('HSET', KEYS[1], 'rec_params', params) end
+  redis.call('ZADD', KEYS[5], now + lease, id)
+  return id
+end
 
 local flat = redis.call('HGETALL', KEYS[1])
 local r = {}
@@ -48,6 +66,14 @@ if (r.op_id or '') ~= op_id or (r.call_token or '') ~= token then
   -- A reply to an attempt that was taken over (or settled) changes nothing; keep it visible.
   note(KEYS[4], {event = 'late_reply', op = op_id, outcome = outcome, code = code,
     message = message})
+  local idle = (r.state or 'idle') == 'idle' and (r.op_id or '') == ''
+  if ARGV[15] == 'start' and outcome == 'ok' and idle and r.room_id
+      and redis.call('SCARD', KEYS[2]) == 0 then
+    local stop_op = open_op(r.room_id, 'stop', ARGV[16], op_id)
+    note(KEYS[4], {event = 'op', op = stop_op, kind = 'stop', by = op_id,
+      detail = 'the vendor started the room after it was released: stop it'})
+    return {'stale', '', '[]', stop_op, 'stop', ARGV[16], ''}
+  end
   return {'stale', '', '[]', '', '', '', ''}
 end
 local kind, room_id = r.op_kind, r.room_id
@@ -215,15 +241,7 @@ elseif rstate == 'idle' and holders > 0 then
 end
 local next_op = ''
 if next_kind ~= '' then
-  local n = redis.call('HINCRBY', KEYS[1], 'op_seq', 1)
-  next_op = 'op:' .. room_id .. ':' .. n
-  local state = 'starting'
-  if next_kind == 'stop' then state = 'stopping' end
-  redis.call('HSET', KEYS[1], 'state', state, 'op_id', next_op, 'op_kind', next_kind,
-    'op_started_at', now, 'op_by', op_id, 'call_token', ARGV[9], 'call_deadline', now + lease,
-    'attempts', 1, 'uncertain', 0)
-  if next_kind == 'start' then redis.call('HSET', KEYS[1], 'rec_params', params) end
-  redis.call('ZADD', KEYS[5], now + lease, next_op)
+  next_op = open_op(room_id, next_kind, params, op_id)
   note(KEYS[4], {event = 'op', op = next_op, kind = next_kind, by = op_id})
 end
 return {verdict, kind, cjson.encode(touched), next_op, next_kind, params, ''}

@@ -540,7 +540,7 @@ def test_a_call_made_by_a_lost_worker_is_repeated_once_and_already_recording_cou
     assert verdicts(vendor, "stoprecord", "r1") == ["ok"]
 
 
-def test_a_reply_arriving_after_a_takeover_changes_nothing(
+def test_a_late_start_in_a_released_room_is_stopped_and_changes_nothing_else(
     ctx: Lifecycle, run: InProcessRunner, vendor: Any
 ) -> None:
     book(ctx, "b1", "r1", 10, 20)
@@ -550,11 +550,42 @@ def test_a_reply_arriving_after_a_takeover_changes_nothing(
     assert slow.grant is not None
     run.run_until(T0 + 20)  # the slow attempt's lease ends; another attempt starts and stops
     assert [s.stopped_at for s in ctx.recording_log.for_room("r1")] == [T0 + 20]
+    ctx.clock.set(T0 + 25)  # type: ignore[attr-defined]
     late = run_operation(ctx, slow.grant)  # the slow worker's call finally goes through
-    assert [o["verdict"] for o in late] == ["stale"]
+    # The vendor now records a room nobody holds: the late reply opens a stop, made at once.
+    assert [(o["kind"], o["verdict"]) for o in late] == [("start", "stale"), ("stop", "confirmed")]
+    assert verdicts(vendor, "startrecord", "r1") == ["ok", "ok"]
+    assert verdicts(vendor, "stoprecord", "r1") == ["ok", "ok"]
+    assert "r1" not in {r.get("room_id") for r in vendor.rooms()}
     assert len(ctx.recording_log.for_room("r1")) == 1  # no phantom session opened
     assert state(ctx, "b1") == "stopped"
-    assert ctx.reader.room_history("r1")[-1]["event"] == "late_reply"
+    events = [e["event"] for e in ctx.reader.room_history("r1")]
+    assert events[-3:] == ["late_reply", "op", "reply"]
+    room = ctx.reader.room("r1")
+    assert room is not None and room.state == "idle"
+    run.run_until(T0 + 60)
+    assert verdicts(vendor, "stoprecord", "r1") == ["ok", "ok"]  # nothing more
+
+
+def test_a_late_start_in_a_room_held_again_is_left_recording(
+    ctx: Lifecycle, run: InProcessRunner, vendor: Any
+) -> None:
+    book(ctx, "b1", "r1", 10, 20)
+    ctx.clock.set(T0 + 10)  # type: ignore[attr-defined]
+    [action] = run.claim()
+    slow = ctx.store.apply_action(action, now=ctx.clock(), lease_s=ctx.lease_s, token="slow")
+    assert slow.grant is not None
+    run.run_until(T0 + 20)
+    book(ctx, "b2", "r1", 22, 40)
+    run.run_until(T0 + 25)
+    assert state(ctx, "b2") == "recording"
+    late = run_operation(ctx, slow.grant)
+    assert [o["verdict"] for o in late] == ["stale"]
+    assert verdicts(vendor, "stoprecord", "r1") == ["ok"]
+    assert state(ctx, "b2") == "recording"
+    run.run_until(T0 + 40)
+    assert verdicts(vendor, "stoprecord", "r1") == ["ok", "ok"]
+    assert state(ctx, "b2") == "stopped"
 
 
 def test_a_timed_out_call_is_retried_and_not_recording_counts_as_stopped(

@@ -189,12 +189,13 @@ def run_operation(
                 ctx.recording_log.add_bookings(room_id, sorted(joined))
         if settled["verdict"] == "stale" and current.kind == "start" and outcome.outcome == "ok":
             # The vendor started the room for an attempt that had been given up (its lease ran
-            # out). If the room was released since, the vendor may record it with no holder.
+            # out). finish_call.lua opened a stop when the room has been released since.
+            stopping = settled["next_grant"] is not None
             log.warning(
-                "late ok to %s (start of room %s) after its attempt was taken over; "
-                "check the room at the vendor if no booking holds it",
+                "late ok to %s (start of room %s) after its attempt was taken over; %s",
                 current.op_id,
                 room_id,
+                "no booking holds the room: stopping it" if stopping else "a booking holds it",
             )
         log_level = logging.INFO if outcome.done else logging.WARNING
         log.log(
