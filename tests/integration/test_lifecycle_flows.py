@@ -15,6 +15,7 @@ import redis
 
 from config.settings import load_settings
 from schedules.state import BOOKING_TRANSITIONS
+from schedules.store import CallGrant
 from worker.anyrtc import results
 from worker.errors import InvalidBooking
 from worker.lifecycle import (
@@ -520,15 +521,22 @@ def test_an_action_whose_task_was_lost_is_issued_again_after_its_lease(
     assert verdicts(vendor, "startrecord", "r1") == ["ok"]
 
 
-def test_a_call_made_by_a_lost_worker_is_repeated_once_and_already_recording_counts(
-    ctx: Lifecycle, run: InProcessRunner, vendor: Any
-) -> None:
+def open_start_attempt(ctx: Lifecycle, run: InProcessRunner, token: str) -> CallGrant:
+    """Book b1 in r1 from T0+10 to T0+20 and open its start attempt under ``token`` at T0+10,
+    as a worker does just before it calls the vendor (the caller plays what happens next)."""
     book(ctx, "b1", "r1", 10, 20)
     ctx.clock.set(T0 + 10)  # type: ignore[attr-defined]
     [action] = run.claim()
-    # A worker opens the call attempt, reaches the vendor, and dies before recording the reply.
-    result = ctx.store.apply_action(action, now=ctx.clock(), lease_s=ctx.lease_s, token="dead")
+    result = ctx.store.apply_action(action, now=ctx.clock(), lease_s=ctx.lease_s, token=token)
     assert result.grant is not None
+    return result.grant
+
+
+def test_a_call_made_by_a_lost_worker_is_repeated_once_and_already_recording_counts(
+    ctx: Lifecycle, run: InProcessRunner, vendor: Any
+) -> None:
+    # A worker opens the call attempt, reaches the vendor, and dies before recording the reply.
+    open_start_attempt(ctx, run, token="dead")
     ctx.client.start_record("r1")
     run.run_until(T0 + 13)  # the operation's lease ends: it is issued again and repeated
     assert verdicts(vendor, "startrecord", "r1") == ["ok", f"result: {results.ALREADY_RECORDING}"]
@@ -543,15 +551,11 @@ def test_a_call_made_by_a_lost_worker_is_repeated_once_and_already_recording_cou
 def test_a_late_start_in_a_released_room_is_stopped_and_changes_nothing_else(
     ctx: Lifecycle, run: InProcessRunner, vendor: Any
 ) -> None:
-    book(ctx, "b1", "r1", 10, 20)
-    ctx.clock.set(T0 + 10)  # type: ignore[attr-defined]
-    [action] = run.claim()
-    slow = ctx.store.apply_action(action, now=ctx.clock(), lease_s=ctx.lease_s, token="slow")
-    assert slow.grant is not None
+    slow = open_start_attempt(ctx, run, token="slow")
     run.run_until(T0 + 20)  # the slow attempt's lease ends; another attempt starts and stops
     assert [s.stopped_at for s in ctx.recording_log.for_room("r1")] == [T0 + 20]
     ctx.clock.set(T0 + 25)  # type: ignore[attr-defined]
-    late = run_operation(ctx, slow.grant)  # the slow worker's call finally goes through
+    late = run_operation(ctx, slow)  # the slow worker's call finally goes through
     # The vendor now records a room nobody holds: the late reply opens a stop, made at once.
     assert [(o["kind"], o["verdict"]) for o in late] == [("start", "stale"), ("stop", "confirmed")]
     assert verdicts(vendor, "startrecord", "r1") == ["ok", "ok"]
@@ -570,16 +574,12 @@ def test_a_late_start_in_a_released_room_is_stopped_and_changes_nothing_else(
 def test_a_late_start_in_a_room_held_again_is_left_recording(
     ctx: Lifecycle, run: InProcessRunner, vendor: Any
 ) -> None:
-    book(ctx, "b1", "r1", 10, 20)
-    ctx.clock.set(T0 + 10)  # type: ignore[attr-defined]
-    [action] = run.claim()
-    slow = ctx.store.apply_action(action, now=ctx.clock(), lease_s=ctx.lease_s, token="slow")
-    assert slow.grant is not None
+    slow = open_start_attempt(ctx, run, token="slow")
     run.run_until(T0 + 20)
     book(ctx, "b2", "r1", 22, 40)
     run.run_until(T0 + 25)
     assert state(ctx, "b2") == "recording"
-    late = run_operation(ctx, slow.grant)
+    late = run_operation(ctx, slow)
     assert [o["verdict"] for o in late] == ["stale"]
     assert verdicts(vendor, "stoprecord", "r1") == ["ok"]
     assert state(ctx, "b2") == "recording"
