@@ -1,3 +1,4 @@
+import contextlib
 import json
 import re
 from datetime import UTC, datetime
@@ -226,3 +227,59 @@ def test_an_entry_with_an_impossible_time_is_skipped_not_raised() -> None:
     assert [f.identity for f in page.files] == ["http://x/c.mp4"]
     assert page.invalid[0].startswith("entry 0: upload_timestamp:")
     assert page.invalid[1].startswith("entry 1: start_time:")
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+CALLBACK_KEYS = ("type", "mediaType", "userId", "groupId", "startTime", "endTime", "fileName",
+                 "fileSize", "duration", "downloadUrl", "userData")  # fmt: skip
+FILE_KEYS = ("filesize", "filestatus", "filetype", "upload_time", "upload_timestamp",
+             "download_url", "start_time", "end_time", "file_duration", "room_id")  # fmt: skip
+
+
+ODD_COUNTS = [float("inf"), float("-inf"), float("nan"), True, -1, 3.5, "3.5", "x", [2], {}]
+
+
+@pytest.mark.parametrize("cnt", ODD_COUNTS)
+def test_a_count_that_is_not_a_whole_number_is_a_value_error(cnt: object) -> None:
+    with pytest.raises(ValueError, match="cnt must be a whole number"):
+        VodPage.from_payload({"code": 200, "content": {"data": [], "cnt": {"cnt": cnt}}})
+
+
+@pytest.mark.parametrize(("cnt", "total"), [(7, 7), ("7", 7), (7.0, 7), ("", 0), (None, 0)])
+def test_counts_as_the_vendor_writes_them(cnt: object, total: int) -> None:
+    page = VodPage.from_payload({"code": 200, "content": {"data": [], "cnt": cnt}})
+    assert page.total == total
+
+
+@given(st.dictionaries(st.sampled_from(CALLBACK_KEYS), JSON))
+def test_any_json_callback_is_a_payload_or_a_validation_error(body: dict) -> None:
+    """The web process answers 422 for ValidationError; anything else would be a 500 with no
+    reject entry kept."""
+    base = {"type": "1", "groupId": "r", "downloadUrl": "http://x/a.mp4"}
+    with contextlib.suppress(ValidationError):
+        CallbackPayload.model_validate({**base, **body})
+
+
+@given(
+    st.lists(st.dictionaries(st.sampled_from(FILE_KEYS), JSON) | JSON, max_size=4),
+    st.one_of(JSON, st.dictionaries(st.just("cnt"), JSON), st.sampled_from(ODD_COUNTS)),
+)
+def test_any_json_file_list_is_a_page_or_a_value_error(data: list, cnt: object) -> None:
+    """The client turns ValueError (and TypeError) into a ProtocolError; an entry that cannot
+    be read is skipped and named, never raised."""
+    payload = {"code": 200, "content": {"data": data, "cnt": cnt}}
+    try:
+        page = VodPage.from_payload(payload)
+    except (ValueError, TypeError):
+        return
+    assert len(page.files) + len(page.invalid) == len(data)

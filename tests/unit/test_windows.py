@@ -219,3 +219,31 @@ def test_backoff_never_shrinks_from_one_attempt_to_the_next(
 def test_backoff_rejects_out_of_range_arguments(attempt: int, draw: float) -> None:
     with pytest.raises(ValueError):
         backoff_s(attempt, 1.0, 60.0, draw)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELDS = ("booking_id", "room_id", "start_at", "end_at", "updated_at", "user_data", "name_rule",
+          "path", "room_type")  # fmt: skip
+
+
+@given(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=len(FIELDS)))
+def test_any_json_arguments_are_a_booking_or_an_invalid_booking(changes: dict) -> None:
+    """Whatever a booking system sends (JSON can carry anything), the answer is a booking or
+    InvalidBooking listing the problems: never another exception, which would crash the task
+    instead of dead-lettering the event."""
+    try:
+        booking = validate_booking(_valid(**changes), now=NOW, max_booking_s=MAX)
+    except InvalidBooking as exc:
+        assert str(exc)
+        return
+    assert booking.start_at < booking.end_at

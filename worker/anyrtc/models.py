@@ -53,6 +53,20 @@ def epoch_ms(value: int | float) -> int:
     return ms
 
 
+def _file_count(value: Any) -> int:
+    """``cnt``: a non-negative whole number, as an int or a digit string (ValueError otherwise;
+    ``int()`` alone would take True, truncate 3.5 and raise OverflowError for infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"cnt must be a whole number, not {type(value).__name__}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"cnt must be a whole number, not {value!r}") from None
+    if not math.isfinite(number) or number < 0 or number != int(number):
+        raise ValueError(f"cnt must be a whole number of files, not {value!r}")
+    return int(number)
+
+
 def parse_epoch_or_iso(value: Any) -> datetime:
     """Epoch seconds or ms (int or digit string) or ISO 8601, as an aware UTC datetime."""
     if isinstance(value, bool):
@@ -184,7 +198,7 @@ class VodPage(_Lenient):
         cnt = content.get("cnt")
         if isinstance(cnt, dict):
             cnt = cnt.get("cnt")
-        total = int(cnt) if cnt not in (None, "") else len(data)
+        total = _file_count(cnt) if cnt not in (None, "") else len(data)
         files: list[VodFile] = []
         invalid: list[str] = []
         for index, item in enumerate(data):
