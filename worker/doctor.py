@@ -2,7 +2,8 @@
 
 Checks, in order: settings, Redis (state), the Celery broker, the downstream broker, a signed
 test query reaching the vendor (through the global query budget, so it never trips the limit),
-and which workers consume each queue. Each check is a plain function returning a :class:`Check`.
+which workers consume each queue, and what is waiting longer than it should (the backlog).
+Each check is a plain function returning a :class:`Check`.
 """
 
 from __future__ import annotations
@@ -149,12 +150,30 @@ def check_workers(settings: Settings) -> Check:
     return workers_check(replies)
 
 
+def check_backlog(settings: Settings) -> Check:
+    """Late actions, dead letters and unpublished messages (worker/backlog.py)."""
+    from schedules.redis import redis_from_url
+    from worker.backlog import read_backlog
+
+    try:
+        backlog = read_backlog(
+            redis_from_url(settings.redis_url), settings.redis_key_prefix, time.time()
+        )
+    except Exception as exc:
+        return Check("backlog", SKIP, f"could not read: {type(exc).__name__}: {exc}")
+    problems = backlog.problems()
+    if problems:
+        return Check("backlog", WARN, "; ".join(problems))
+    return Check("backlog", OK, backlog.summary())
+
+
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_redis,
     check_broker,
     check_downstream,
     check_vendor,
     check_workers,
+    check_backlog,
 )
 
 

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from schedules.keys import LifecycleKeys
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,7 @@ def test_doctor_reports_a_healthy_deployment(redis_client: Any, sim: Any) -> Non
         "downstream": "ok",
         "vendor": "ok",
         "workers": "warn",  # none is running in this test
+        "backlog": "ok",
     }
     assert code == 0
     (query,) = sim.journal("getVodListByTime")
@@ -66,6 +69,18 @@ def test_doctor_names_each_queue_no_worker_consumes(redis_client: Any, sim: Any)
     assert "query: discovery-doctor@" in workers["detail"]
     assert "events: discovery-doctor@" in workers["detail"]
     assert code == 0
+
+
+def test_doctor_warns_of_a_booked_action_nobody_claimed(
+    redis_client: Any, sim: Any, settings: Any
+) -> None:
+    keys = LifecycleKeys(settings.redis_key_prefix)
+    redis_client.zadd(keys.due, {"start:forgotten:1": time.time() - 60})
+    code, checks, _ = doctor(dict(os.environ))
+    backlog = next(c for c in checks if c["name"] == "backlog")
+    assert backlog["status"] == "warn"
+    assert backlog["detail"].startswith("1 booked action(s) more than 10s past due and unclaimed")
+    assert code == 0  # a warning, not a failure
 
 
 def test_doctor_names_a_wrong_token_without_printing_it(redis_client: Any, sim: Any) -> None:

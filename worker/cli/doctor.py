@@ -1,4 +1,4 @@
-"""``anyrtc-recorder doctor``: settings, Redis, brokers, a signed vendor query, workers."""
+"""``anyrtc-recorder doctor``: settings, Redis, brokers, a signed vendor query, workers, backlog."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     parser = commands.add_parser(
         "doctor",
         parents=[common],
-        help="check settings, Redis, broker, downstream, the vendor (signed query) and workers",
+        help="check settings, Redis, brokers, the vendor (signed query), workers and backlog",
     )
     parser.set_defaults(handler=_doctor)
 

@@ -1,0 +1,52 @@
+"""The backlog read from real Redis keys, as the lifecycle and discovery write them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis
+
+from schedules.keys import LifecycleKeys
+from worker.backlog import LATE_ACTION_S, STUCK_MESSAGE_S, read_backlog
+from worker.discovery.keys import DiscoveryKeys
+
+pytestmark = pytest.mark.integration
+
+NOW = 1_900_000_000.0
+
+
+def test_counts_only_what_is_late(redis_client: redis.Redis, settings: Any) -> None:
+    prefix = settings.redis_key_prefix
+    lc, disc = LifecycleKeys(prefix), DiscoveryKeys(prefix)
+    redis_client.zadd(
+        lc.due,
+        {"start:late:1": NOW - LATE_ACTION_S - 1, "start:soon:1": NOW + 60, "stop:now:1": NOW},
+    )
+    redis_client.zadd(lc.inflight, {"op:r1:1": NOW - LATE_ACTION_S - 5, "op:r2:1": NOW + 3})
+    redis_client.zadd(lc.dl_index, {"1": NOW - 100, "2": NOW - 50})
+    claimed = {"old": NOW - STUCK_MESSAGE_S - 30, "fresh": NOW - 5}
+    for fid, at in claimed.items():
+        redis_client.hset(
+            disc.outbox(fid), mapping={"state": "pending", "claimed_ms": int(at * 1000)}
+        )
+        # Scored by the next publish attempt: the old one was swept a moment ago.
+        redis_client.zadd(disc.outbox_pending, {fid: int((NOW + 20) * 1000)})
+    redis_client.lpush(disc.rejects, json.dumps({"reason": "bad"}))
+
+    backlog = read_backlog(redis_client, prefix, NOW)
+
+    assert backlog.late_actions == 1
+    assert backlog.expired_leases == 1
+    assert backlog.dead_letters == 2
+    assert backlog.unpublished == 2
+    assert backlog.oldest_unpublished_s == pytest.approx(STUCK_MESSAGE_S + 30)
+    assert backlog.rejected_callbacks == 1
+    assert len(backlog.problems()) == 4
+
+
+def test_an_empty_deployment_has_no_backlog(redis_client: redis.Redis, settings: Any) -> None:
+    backlog = read_backlog(redis_client, settings.redis_key_prefix, NOW)
+    assert backlog.problems() == []
+    assert backlog.oldest_unpublished_s is None
