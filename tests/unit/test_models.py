@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.support.strategies import json_values
 from worker.anyrtc.models import (
     MAX_EPOCH_MS,
     CallbackPayload,
@@ -229,17 +230,7 @@ def test_an_entry_with_an_impossible_time_is_skipped_not_raised() -> None:
     assert page.invalid[1].startswith("entry 1: start_time:")
 
 
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
+JSON = json_values(max_leaves=10)
 CALLBACK_KEYS = ("type", "mediaType", "userId", "groupId", "startTime", "endTime", "fileName",
                  "fileSize", "duration", "downloadUrl", "userData")  # fmt: skip
 FILE_KEYS = ("filesize", "filestatus", "filetype", "upload_time", "upload_timestamp",

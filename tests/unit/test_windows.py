@@ -16,6 +16,7 @@ from schedules.windows import (
     stop_due,
     validate_booking,
 )
+from tests.support.strategies import json_values
 from worker.errors import InvalidBooking
 
 NOW = 1_900_000_000.0
@@ -221,17 +222,7 @@ def test_backoff_rejects_out_of_range_arguments(attempt: int, draw: float) -> No
         backoff_s(attempt, 1.0, 60.0, draw)
 
 
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=40),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+JSON_VALUES = json_values(max_leaves=8)
 FIELDS = ("booking_id", "room_id", "start_at", "end_at", "updated_at", "user_data", "name_rule",
           "path", "room_type")  # fmt: skip
 
