@@ -14,7 +14,7 @@ key                           type    content
 ``lc:room:<room_id>``         hash    one room: state, current vendor operation, call guard
 ``lc:rhold:<room_id>``        set     bookings holding the room's recording
 ``lc:rrel:<room_id>``         set     bookings released and waiting for the room's stop
-``lc:rhist:<room_id>``        list    the room's history: operations and vendor replies
+``lc:rhist:<room_id>``        list    the room's history (expires 30 days after its last entry)
 ``lc:active``                 zset    bookings holding a room, scored by their stop due time
 ``lc:rooms``                  zset    rooms recording, scored by the time recording started
 ``lc:dl:seq``                 string  dead-letter id counter

@@ -238,7 +238,7 @@ class LifecycleStore:
         k = self.keys
         raw = self.scripts.begin_call(
             keys=[k.room(room_id), k.rhold(room_id), k.inflight, k.due, k.rhist(room_id)],
-            args=[op_id, _num(now), _num(lease_s), token, self.history_max],
+            args=[op_id, _num(now), _num(lease_s), token, self.history_max, self.retention_s],
         )
         verdict = raw[0]
         if verdict in ("call", "abandon"):

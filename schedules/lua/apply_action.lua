@@ -59,6 +59,12 @@ local function note(key, entry)
   redis.call('LTRIM', key, -history_max, -1)
 end
 
+-- The room's history outlives the room's last event by the retention (see finish_call.lua).
+local function room_note(entry)
+  note(K_RHIST, entry)
+  redis.call('EXPIRE', K_RHIST, retention)
+end
+
 local function set_state(state, reason, extra)
   redis.call('HSET', KEYS[1], 'state', state, 'changed_at', now, 'reason', reason or '')
   local entry = extra or {}
@@ -95,7 +101,7 @@ local function open_op(room_id, op_kind, params)
     'call_deadline', now + lease, 'attempts', 1, 'uncertain', 0, 'changed_at', now)
   if op_kind == 'start' then redis.call('HSET', K_ROOM, 'rec_params', params) end
   redis.call('ZADD', K_INFLIGHT, now + lease, op_id)
-  note(K_RHIST, {event = 'op', op = op_id, kind = op_kind, by = aid})
+  room_note({event = 'op', op = op_id, kind = op_kind, by = aid})
   return {'call', op_id, op_kind, params, 1, 0}
 end
 
@@ -122,7 +128,7 @@ if kind == 'start' then
   if rstate == 'recording' then
     redis.call('HSET', KEYS[1], 'recorded', '1')
     set_state('recording', 'joined the running recording of the room (no vendor call)')
-    note(K_RHIST, {event = 'joined', booking_id = bid})
+    room_note({event = 'joined', booking_id = bid})
     return {'joined', room_id}
   elseif rstate == 'starting' or rstate == 'stopping' then
     set_state('starting', 'room is ' .. rstate .. '; waiting for its operation')
@@ -167,7 +173,7 @@ if holders > 0 or rstate == 'idle' or rstate == 'stopping' then
     if holders > 0 then why = 'released; ' .. holders .. ' other booking(s) still hold the room' end
     set_state(after, why)
   end
-  note(K_RHIST, {event = 'released', booking_id = bid, holders = holders})
+  room_note({event = 'released', booking_id = bid, holders = holders})
   return {'left', holders}
 end
 

@@ -10,6 +10,7 @@
 -- KEYS[5] rhist list
 -- ARGV[1] op_id   ARGV[2] now (epoch s, injected clock)   ARGV[3] lease_s
 -- ARGV[4] call_token (unique per attempt)   ARGV[5] history_max
+-- ARGV[6] retention_s: the room's history lives this long after its last entry
 --
 -- Returns one of
 --   {'stale'}                    the operation is finished or superseded (dropped from the sets)
@@ -19,7 +20,7 @@
 --   {'call', kind, params_json, attempt, uncertain}   the caller owns this attempt
 
 local op_id, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local history_max = tonumber(ARGV[5])
+local history_max, retention = tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local flat = redis.call('HGETALL', KEYS[1])
 local r = {}
@@ -39,6 +40,7 @@ if open then
   local entry = {at = now, event = 'lost', op = op_id, attempt = tonumber(r.attempts),
     detail = 'no reply recorded within the lease (worker lost or call hung)'}
   redis.call('RPUSH', KEYS[5], cjson.encode(entry))
+  redis.call('EXPIRE', KEYS[5], retention)
   redis.call('LTRIM', KEYS[5], -history_max, -1)
 end
 local params = r.rec_params or '{}'

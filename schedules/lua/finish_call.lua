@@ -62,15 +62,22 @@ local function note(key, entry)
   redis.call('LTRIM', key, -history_max, -1)
 end
 
+-- The room's history outlives the room's last event by the retention, then goes (the room hash,
+-- small, stays: its op_seq must never repeat).
+local function room_note(entry)
+  note(KEYS[4], entry)
+  redis.call('EXPIRE', KEYS[4], retention)
+end
+
 if (r.op_id or '') ~= op_id or (r.call_token or '') ~= token then
   -- A reply to an attempt that was taken over (or settled) changes nothing; keep it visible.
-  note(KEYS[4], {event = 'late_reply', op = op_id, outcome = outcome, code = code,
+  room_note({event = 'late_reply', op = op_id, outcome = outcome, code = code,
     message = message})
   local idle = (r.state or 'idle') == 'idle' and (r.op_id or '') == ''
   if ARGV[15] == 'start' and outcome == 'ok' and idle and r.room_id
       and redis.call('SCARD', KEYS[2]) == 0 then
     local stop_op = open_op(r.room_id, 'stop', ARGV[16], op_id)
-    note(KEYS[4], {event = 'op', op = stop_op, kind = 'stop', by = op_id,
+    room_note({event = 'op', op = stop_op, kind = 'stop', by = op_id,
       detail = 'the vendor started the room after it was released: stop it'})
     return {'stale', '', '[]', stop_op, 'stop', ARGV[16], ''}
   end
@@ -123,7 +130,7 @@ local function clear_op(state)
   redis.call('ZREM', KEYS[6], op_id)
 end
 
-note(KEYS[4], {event = 'reply', op = op_id, kind = kind, attempt = tonumber(r.attempts),
+room_note({event = 'reply', op = op_id, kind = kind, attempt = tonumber(r.attempts),
   outcome = outcome, code = code, message = message, uncertain = r.uncertain == '1'})
 
 if outcome == 'retry' then
@@ -242,6 +249,6 @@ end
 local next_op = ''
 if next_kind ~= '' then
   next_op = open_op(room_id, next_kind, params, op_id)
-  note(KEYS[4], {event = 'op', op = next_op, kind = next_kind, by = op_id})
+  room_note({event = 'op', op = next_op, kind = next_kind, by = op_id})
 end
 return {verdict, kind, cjson.encode(touched), next_op, next_kind, params, ''}

@@ -132,6 +132,21 @@ def test_start_at_start_and_stop_at_end(ctx: Lifecycle, run: InProcessRunner, ve
     assert_history_follows_the_state_machine(ctx, "b1")
 
 
+def test_a_rooms_history_expires_a_retention_after_its_last_entry_and_its_hash_stays(
+    ctx: Lifecycle, run: InProcessRunner, redis_client: redis.Redis
+) -> None:
+    book(ctx, "b1", "r1", 10, 20)
+    run.run_until(T0 + 10)
+    ttl_while_recording = redis_client.ttl(ctx.keys.rhist("r1"))
+    run.run_until(T0 + 20)
+    assert state(ctx, "b1") == "stopped"
+    retention = ctx.store.retention_s
+    assert 0 < ttl_while_recording <= retention
+    assert retention - 5 <= redis_client.ttl(ctx.keys.rhist("r1")) <= retention
+    assert redis_client.ttl(ctx.keys.room("r1")) == -1  # op_seq must never start over
+
+
+
 def test_lead_and_tail_move_the_vendor_calls(
     redis_client: redis.Redis, clock: FakeClock, vendor: Any
 ) -> None:
