@@ -195,7 +195,9 @@ def run_operation(
                 "late ok to %s (start of room %s) after its attempt was taken over; %s",
                 current.op_id,
                 room_id,
-                "no booking holds the room: stopping it" if stopping else "a booking holds it",
+                "no booking holds the room: stopping it"
+                if stopping
+                else "the room is held or mid-operation: left to it",
             )
         log_level = logging.INFO if outcome.done else logging.WARNING
         log.log(
