@@ -115,3 +115,17 @@ def test_dockerfile_installs_every_package() -> None:
 
 def test_compose_runs_one_lifecycle_worker_per_core() -> None:
     assert compose()["services"]["lifecycle"]["deploy"]["replicas"] == 2
+
+
+def test_env_example_mentions_every_procfile_variable() -> None:
+    text = (ROOT / ".env.example").read_text()
+    mentioned = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
+    used = {
+        name
+        for command in procfile().values()
+        for name in re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", command)
+    }
+    # Where each process listens is the deployment's business (compose and the demo set it).
+    local_only = {"WEB_BIND", "FLOWER_ADDRESS", "FLOWER_PORT", "SIMULATOR_HOST", "SIMULATOR_PORT",
+                  "SIMULATOR_ARGS", "BEAT_SCHEDULE_FILE"}  # fmt: skip
+    assert used - local_only - mentioned == set()
