@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from config.celery import EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
 from config.settings import Settings, SettingsError, load_settings
 
 __all__ = ["Check", "run_checks", "workers_check"]
@@ -116,9 +117,9 @@ def check_vendor(settings: Settings) -> Check:
 
 # What stops when nobody consumes a queue: the doctor says it in these words.
 QUEUE_ROLES = {
-    "lifecycle": "booked windows will not start or stop",
-    "query": "polls and room look-ups will not run",
-    "events": "callbacks will not be processed or published",
+    LIFECYCLE_QUEUE: "booked windows will not start or stop",
+    QUERY_QUEUE: "polls and room look-ups will not run",
+    EVENTS_QUEUE: "callbacks will not be processed or published",
 }
 
 

@@ -146,7 +146,6 @@ def test_a_rooms_history_expires_a_retention_after_its_last_entry_and_its_hash_s
     assert redis_client.ttl(ctx.keys.room("r1")) == -1  # op_seq must never start over
 
 
-
 def test_lead_and_tail_move_the_vendor_calls(
     redis_client: redis.Redis, clock: FakeClock, vendor: Any
 ) -> None:
