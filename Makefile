@@ -18,4 +18,4 @@ demo-quick: bootstrap
 	.venv/bin/python -m worker.demo.quick
 
 simulator: bootstrap
-	.venv/bin/python -m worker.anyrtc.simulator --port 8900
+	.venv/bin/python -m worker.simulator --port 8900

@@ -36,7 +36,7 @@ import redis
 import requests
 from kombu import Connection, Exchange, Queue
 
-from worker.anyrtc.simulator import running_simulator
+from worker.simulator import running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_ID = "bench-app"

@@ -49,10 +49,10 @@ from callbacks import (
 
 from config.settings import load_settings
 from schedules.recording_log import RecordingLog
-from schedules.redis import redis_from_url
 from worker.anyrtc.client import AnyRTCClient
-from worker.anyrtc.simulator import running_simulator
 from worker.discovery.correlate import TIGHT_S
+from worker.redis import redis_from_url
+from worker.simulator import running_simulator
 
 PERIOD_S = 2.0
 WAVE_S = 2.5  # > 1 + TIGHT_S (1.75 s), with room for a busy machine's scheduling jitter

@@ -203,8 +203,8 @@ def measure(sim: Any, rooms: list[str], due: float, settle_s: float) -> dict[str
 
 def run_ours(args: argparse.Namespace, sim: Any, env: dict[str, str]) -> dict[str, Any]:
     from config.settings import load_settings
-    from schedules.redis import redis_from_url
-    from worker.lifecycle import Lifecycle
+    from schedules import Lifecycle
+    from worker.redis import redis_from_url
 
     settings = load_settings()
     ctx = Lifecycle(settings, redis_from_url(settings.redis_url))
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-ours", action="store_true", help="only measure the naive way")
     args = parser.parse_args(argv)
 
-    from worker.anyrtc.simulator import running_simulator
+    from worker.simulator import running_simulator
 
     prefix = f"herd-{uuid.uuid4().hex[:8]}"
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"

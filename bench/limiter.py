@@ -22,13 +22,13 @@ import uuid
 from typing import Any
 
 from config.settings import load_settings
-from schedules.redis import redis_from_url
-from worker.anyrtc.simulator import running_simulator
-from worker.anyrtc.simulator.journal import max_in_window
 from worker.discovery.gate import gated_client
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import SlidingWindowLimiter
 from worker.errors import BudgetExhausted, RateLimited
+from worker.redis import redis_from_url
+from worker.simulator import running_simulator
+from worker.simulator.journal import max_in_window
 
 APP_ID = "bench-app"
 VOD_TOKEN = "bench-vod-token"

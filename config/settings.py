@@ -18,6 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.downstream import parse_downstream_queues
+
 __all__ = ["Settings", "SettingsError", "get_settings", "load_settings"]
 
 
@@ -135,12 +137,9 @@ class Settings(BaseSettings):
     @classmethod
     def _downstream_queues_parse(cls, value: str) -> str:
         # A typo here would otherwise surface only at the first publish.
-        from worker.discovery.bindings import parse_downstream_queues
-        from worker.errors import ConfigurationError
-
         try:
             parse_downstream_queues(value)
-        except ConfigurationError as exc:
+        except ValueError as exc:
             raise ValueError(str(exc).removeprefix("DOWNSTREAM_QUEUES: ")) from None
         return value
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from schedules.redis import load_script
+from worker.redis import scripts_for
 
 __all__ = ["RecordingLog", "RecordingSession"]
 
@@ -52,8 +52,9 @@ class RecordingLog:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.r = client
         self.prefix = prefix
-        self._log_start = load_script(client, "schedules.lua", "log_start.lua")
-        self._log_stop = load_script(client, "schedules.lua", "log_stop.lua")
+        scripts = scripts_for(client, "schedules.lua")
+        self._log_start = scripts.log_start
+        self._log_stop = scripts.log_stop
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, "reclog", *parts))

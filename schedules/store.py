@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from schedules.keys import LifecycleKeys, parse_action
-from schedules.scripts import LifecycleScripts, scripts_for
+from worker.redis import ScriptSet, scripts_for
 
 __all__ = [
     "DEFAULT_HISTORY_MAX",
@@ -123,13 +123,13 @@ class LifecycleStore:
         *,
         retention_s: float = DEFAULT_RETENTION_S,
         history_max: int = DEFAULT_HISTORY_MAX,
-        scripts: LifecycleScripts | None = None,
+        scripts: ScriptSet | None = None,
     ) -> None:
         self.r = client
         self.keys = keys
         self.retention_s = int(retention_s)
         self.history_max = history_max
-        self.scripts = scripts or scripts_for(client)
+        self.scripts = scripts or scripts_for(client, "schedules.lua")
 
     # -- booking events ----------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def _redis_available() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     global _simulator_cm, SIMULATOR
-    from worker.anyrtc.simulator import running_simulator
+    from worker.simulator import running_simulator
 
     _simulator_cm = running_simulator(app_id=TEST_APP_ID, vod_token=TEST_VOD_TOKEN, seed=1234)
     SIMULATOR = _simulator_cm.__enter__()

@@ -9,7 +9,7 @@ from celery.signals import setup_logging
 
 from config.celery import celery_config
 from config.settings import get_settings
-from worker.dispatch_step import DispatchStep
+from schedules.dispatch_step import DispatchStep
 from worker.logs import configure_logging, secrets_of
 
 app = Celery("worker")

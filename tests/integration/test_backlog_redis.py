@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from schedules.keys import LifecycleKeys
-from worker.backlog import LATE_ACTION_S, STUCK_MESSAGE_S, read_backlog
+from worker.cli.backlog import LATE_ACTION_S, STUCK_MESSAGE_S, read_backlog
 from worker.discovery.keys import DiscoveryKeys
 
 pytestmark = pytest.mark.integration

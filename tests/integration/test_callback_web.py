@@ -12,9 +12,9 @@ import redis
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
-from schedules.redis import redis_from_url
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.ops import OpsLog
+from worker.redis import redis_from_url
 from worker.web.app import CALLBACK_PATH, create_app
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import redis
 
-from schedules.redis import load_script, redis_from_url
 from worker.discovery.fanout import Outbox
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.lookups import RoomLookups
+from worker.redis import redis_from_url, scripts_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def _claim_all(args: tuple[str, str, float]) -> list[str]:
 def _lease_all(args: tuple[str, str, float]) -> list[str]:
     url, key, start_at = args
     client = redis_from_url(url)
-    script = load_script(client, "worker.discovery.lua", "lease_due.lua")
+    script = scripts_for(client, "worker.discovery.lua").lease_due
     taken: list[str] = []
     time.sleep(max(0.0, start_at - time.time()))
     while True:

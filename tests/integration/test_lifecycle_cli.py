@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from config.settings import get_settings
+from schedules import Lifecycle, schedule
 from worker.cli import build_parser, main
 from worker.errors import InvalidBooking
-from worker.lifecycle import Lifecycle, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +112,7 @@ def test_deadletters_list_and_replay_with_a_correction(
 def test_active_lists_holders_and_recording_rooms(
     capsys: pytest.CaptureFixture[str], ctx: Lifecycle, sim: Any
 ) -> None:
-    from worker.lifecycle.testing import InProcessRunner
+    from schedules.testing import InProcessRunner
 
     now = time.time()
     schedule(ctx, booking_id="a1", room_id="ra", start_at=now - 1, end_at=now + 600)

@@ -14,11 +14,7 @@ import pytest
 import redis
 
 from config.settings import load_settings
-from schedules.state import BOOKING_TRANSITIONS
-from schedules.store import CallGrant
-from worker.anyrtc import results
-from worker.errors import InvalidBooking
-from worker.lifecycle import (
+from schedules import (
     Lifecycle,
     cancel,
     perform,
@@ -27,8 +23,12 @@ from worker.lifecycle import (
     start_now,
     stop_now,
 )
-from worker.lifecycle.actions import run_operation
-from worker.lifecycle.testing import FakeClock, InProcessRunner
+from schedules.actions import run_operation
+from schedules.state import BOOKING_TRANSITIONS
+from schedules.store import CallGrant
+from schedules.testing import FakeClock, InProcessRunner
+from worker.anyrtc import results
+from worker.errors import InvalidBooking
 
 pytestmark = pytest.mark.integration
 
@@ -473,7 +473,7 @@ def test_a_batch_delivered_twice_calls_the_vendor_once_per_action(
 def test_a_failing_action_in_a_batch_spares_the_others_and_comes_back_after_its_lease(
     ctx: Lifecycle, run: InProcessRunner, vendor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker.lifecycle import actions as actions_module
+    from schedules import actions as actions_module
 
     real_call = actions_module.call_vendor
 

@@ -18,11 +18,11 @@ import redis
 
 from config.celery import LIFECYCLE_QUEUE
 from config.settings import get_settings
+from schedules import Lifecycle
+from schedules.testing import InProcessRunner
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess, running_worker
 from worker.booking_client import BookingClient
-from worker.lifecycle import Lifecycle
-from worker.lifecycle.testing import InProcessRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis
 
-from schedules.redis import redis_from_url
-from worker.anyrtc.simulator.journal import max_in_window
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import SlidingWindowLimiter
+from worker.redis import redis_from_url
+from worker.simulator.journal import max_in_window
 
 pytestmark = pytest.mark.integration
 

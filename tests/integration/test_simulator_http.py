@@ -21,7 +21,7 @@ import requests
 
 from worker.anyrtc import results
 from worker.anyrtc.signing import sign
-from worker.anyrtc.simulator import SimulatorHandle, running_simulator
+from worker.simulator import SimulatorHandle, running_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -544,7 +544,7 @@ def test_cli_starts_prints_one_line_and_stops_on_sigterm() -> None:
     root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
-        [sys.executable, "-m", "worker.anyrtc.simulator", "--port", "0", "--seed", "1"],
+        [sys.executable, "-m", "worker.simulator", "--port", "0", "--seed", "1"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

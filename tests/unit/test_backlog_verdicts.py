@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.backlog import LATE_ACTION_S, STUCK_MESSAGE_S, Backlog
+from worker.cli.backlog import LATE_ACTION_S, STUCK_MESSAGE_S, Backlog
 
 CLEAN = Backlog(0, 0, 0, 0, None, 0)
 

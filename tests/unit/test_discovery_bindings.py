@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.discovery.bindings import QueueBinding, audit_binding, parse_downstream_queues
-from worker.errors import ConfigurationError
+from config.downstream import QueueBinding, audit_binding, parse_downstream_queues
 
 
 def test_documented_example() -> None:
@@ -39,7 +38,7 @@ def test_repeated_queue_merges_patterns() -> None:
      "a=recording.ready|", "x" * 201],
 )  # fmt: skip
 def test_bad_entries_name_the_problem(text: str) -> None:
-    with pytest.raises(ConfigurationError, match="DOWNSTREAM_QUEUES"):
+    with pytest.raises(ValueError, match="DOWNSTREAM_QUEUES"):
         parse_downstream_queues(text)
 
 

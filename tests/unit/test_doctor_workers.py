@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.doctor import QUEUE_ROLES, workers_check
+from worker.cli.doctor import QUEUE_ROLES, workers_check
 
 
 def _queues(*names: str) -> list[dict[str, str]]:

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.anyrtc.simulator.journal import max_in_window
+from worker.simulator.journal import max_in_window
 
 
 def test_examples() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schedules.dispatch_step import group_actions
 from schedules.dispatcher import Dispatcher, TickResult
-from worker.dispatch_step import group_actions
 
 NOW = 1_000.0
 

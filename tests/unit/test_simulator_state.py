@@ -9,7 +9,7 @@ import pytest
 
 from worker.anyrtc import results
 from worker.anyrtc.signing import sign
-from worker.anyrtc.simulator import (
+from worker.simulator import (
     SimulatorState,
     SlidingWindowBudget,
     apply_updates,

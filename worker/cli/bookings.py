@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from schedules import cancel, schedule, start_now, stop_now
 from worker.cli.common import handles_errors, lifecycle, parse_value
 from worker.cli.output import ago, emit, table, when
-from worker.lifecycle import cancel, schedule, start_now, stop_now
 
 __all__ = ["register"]
 

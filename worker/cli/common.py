@@ -11,8 +11,8 @@ from typing import Any
 
 import redis
 
+from schedules import Lifecycle, get_lifecycle
 from worker.errors import InvalidBooking
-from worker.lifecycle import Lifecycle, get_lifecycle
 
 __all__ = ["Handler", "handles_errors", "lifecycle", "parse_value"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from schedules.replay import replay
 from worker.cli.common import handles_errors, lifecycle, parse_value
 from worker.cli.output import emit, table, when
-from worker.lifecycle import replay
 
 __all__ = ["register"]
 

@@ -158,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         consumer.start()
 
         from schedules.keys import LifecycleKeys
-        from schedules.redis import redis_from_url
         from schedules.state import StateReader
         from worker.booking_client import BookingClient
+        from worker.redis import redis_from_url
 
         booking_client = BookingClient(app=app)
         reader = StateReader(redis_from_url(env["REDIS_URL"]), LifecycleKeys(prefix))

@@ -11,8 +11,8 @@ import time
 
 from worker.anyrtc import AnyRTCClient
 from worker.anyrtc.models import VodFile
-from worker.anyrtc.simulator import running_simulator
 from worker.errors import RateLimited
+from worker.simulator import running_simulator
 
 STATUS = {0: "not transcoded", 1: "transcoding", 2: "done", 3: "failed"}
 

@@ -19,12 +19,12 @@ import redis
 from kombu import Connection, Exchange, Queue, binding
 from kombu.pools import producers
 
-from schedules.redis import load_script, redis_from_url
-from worker.discovery.bindings import QueueBinding, audit_binding, parse_downstream_queues
+from config.downstream import QueueBinding, audit_binding, parse_downstream_queues
 from worker.discovery.clock import redis_now_ms
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.message import routing_key
 from worker.errors import PublishFailed
+from worker.redis import redis_from_url, scripts_for
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -50,8 +50,8 @@ class Outbox:
         self.client = client
         self.keys = keys
         self.lease_ms = int(lease_s * 1000)
-        self._claim = load_script(client, "worker.discovery.lua", "claim.lua")
-        self._lease = load_script(client, "worker.discovery.lua", "lease_due.lua")
+        self._claim = scripts_for(client, "worker.discovery.lua").claim
+        self._lease = scripts_for(client, "worker.discovery.lua").lease_due
 
     def claim(self, fid: str, body: str, routing_key: str, source: str) -> bool:
         """Whether this caller won the file's one message (then it must publish it)."""

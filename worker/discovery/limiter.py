@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from schedules.redis import load_script
 from worker.discovery.keys import DiscoveryKeys
+from worker.redis import scripts_for
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -63,7 +63,7 @@ class SlidingWindowLimiter:
         self.margin_s = margin_s
         self.window_ms = math.ceil((period_s + margin_s) * 1000)
         self.grace_ms = math.ceil(grace_s * 1000)
-        self._script = load_script(client, "worker.discovery.lua", "sliding_window.lua")
+        self._script = scripts_for(client, "worker.discovery.lua").sliding_window
 
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis) -> SlidingWindowLimiter:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import redis
 
-from schedules.redis import load_script
 from worker.discovery.keys import DiscoveryKeys
+from worker.redis import scripts_for
 
 __all__ = ["LookupWindow", "RoomLookups"]
 
@@ -28,7 +28,7 @@ class RoomLookups:
         self.client = client
         self.keys = keys
         self.ttl_s = max(1, int(ttl_s))
-        self._request = load_script(client, "worker.discovery.lua", "lookup_request.lua")
+        self._request = scripts_for(client, "worker.discovery.lua").lookup_request
 
     def request(self, room_id: str, beg_ms: int, end_ms: int) -> bool:
         """Ask for a look-up of ``room_id``; True when the caller must enqueue the task."""

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 from schedules.recording_log import RecordingLog
-from schedules.redis import get_redis
 from worker.anyrtc.models import CallbackPayload
 from worker.discovery.clock import redis_now_ms
 from worker.discovery.correlate import Correlator
@@ -27,6 +26,7 @@ from worker.discovery.record import Observation
 from worker.discovery.registry import FileRegistry
 from worker.discovery.settle import Enqueue, Settler
 from worker.discovery.sweep import Sweeper
+from worker.redis import get_redis
 
 __all__ = ["Discovery", "callback_summary"]
 

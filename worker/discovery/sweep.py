@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import redis
 
-from schedules.redis import load_script
 from worker.discovery.clock import redis_now_ms
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import Outbox, Publisher
@@ -31,6 +30,7 @@ from worker.discovery.record import is_final
 from worker.discovery.registry import FileRegistry
 from worker.discovery.settle import LOOKUP_PAD_MS, Enqueue, Settler
 from worker.errors import PublishFailed
+from worker.redis import scripts_for
 
 __all__ = ["FOLLOW_LIMIT_S", "SweepResult", "Sweeper"]
 
@@ -80,7 +80,7 @@ class Sweeper:
         self.enqueue = enqueue
         self.await_lease_ms = await_lease_ms
         self.check_every_ms = check_every_ms
-        self._lease = load_script(client, "worker.discovery.lua", "lease_due.lua")
+        self._lease = scripts_for(client, "worker.discovery.lua").lease_due
 
     def run(self) -> SweepResult:
         result = SweepResult()

@@ -13,7 +13,7 @@ Internal, issued by the dispatcher for claimed actions: ``recordings.perform(act
 single one, ``recordings.perform_batch(actions)`` for a group due at the same second (run
 concurrently in the worker; one message instead of one per action).
 
-Tasks are thin: the work is in :mod:`worker.lifecycle`. None of them retries through Celery:
+Tasks are thin: the work is in :mod:`schedules`. None of them retries through Celery:
 invalid input ends at once with InvalidBooking and a dead letter, and vendor retries are
 rescheduled in Redis (the due set), not as Celery countdowns.
 """
@@ -25,8 +25,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from worker.errors import InvalidBooking
-from worker.lifecycle import (
+from schedules import (
     cancel,
     get_lifecycle,
     perform,
@@ -35,7 +34,8 @@ from worker.lifecycle import (
     start_now,
     stop_now,
 )
-from worker.lifecycle.events import reject
+from schedules.events import reject
+from worker.errors import InvalidBooking
 
 __all__ = [
     "cancel_task",

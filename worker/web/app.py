@@ -19,11 +19,11 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config.settings import Settings, get_settings
-from schedules.redis import get_redis
 from worker.anyrtc.models import CallbackPayload
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.ops import OpsLog
 from worker.discovery.service import callback_summary
+from worker.redis import get_redis
 from worker.web.auth import check_token
 
 __all__ = ["CALLBACK_PATH", "create_app"]

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from worker.anyrtc.signing import sign
-from worker.anyrtc.simulator.budget import SlidingWindowBudget
-from worker.anyrtc.simulator.config import SimulatorConfig
-from worker.anyrtc.simulator.faults import FaultPlan
-from worker.anyrtc.simulator.recordings import RecordedFile
-from worker.anyrtc.simulator.responses import Outcome, html_outcome, json_outcome
-from worker.anyrtc.simulator.validation import QueryRequest
+from worker.simulator.budget import SlidingWindowBudget
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.faults import FaultPlan
+from worker.simulator.recordings import RecordedFile
+from worker.simulator.responses import Outcome, html_outcome, json_outcome
+from worker.simulator.validation import QueryRequest
 
 __all__ = [
     "SUCCESS_MESSAGES",

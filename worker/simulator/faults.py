@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from worker.anyrtc.simulator.config import QUERY_ENDPOINTS, RECORD_ENDPOINTS, FaultConfig
+from worker.simulator.config import QUERY_ENDPOINTS, RECORD_ENDPOINTS, FaultConfig
 
 __all__ = ["FaultInjector", "FaultPlan"]
 

@@ -15,16 +15,16 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from worker.anyrtc.simulator.admin import ADMIN_PREFIX, handle_admin
-from worker.anyrtc.simulator.callbacks import CallbackSender
-from worker.anyrtc.simulator.config import SimulatorConfig
-from worker.anyrtc.simulator.journal import redact
-from worker.anyrtc.simulator.responses import Outcome, json_outcome, plain_outcome
-from worker.anyrtc.simulator.state import SimulatorState
+from worker.simulator.admin import ADMIN_PREFIX, handle_admin
+from worker.simulator.callbacks import CallbackSender
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.journal import redact
+from worker.simulator.responses import Outcome, json_outcome, plain_outcome
+from worker.simulator.state import SimulatorState
 
 __all__ = ["QUERY_PATHS", "RECORD_PATHS", "SimulatorServer"]
 
-log = logging.getLogger("worker.anyrtc.simulator")
+log = logging.getLogger("worker.simulator")
 
 RECORD_PREFIX = "/anyapi/v1"
 VOD_PREFIX = "/oauth/anyapi/v1"

@@ -18,9 +18,9 @@ from typing import Any
 from celery import Celery, bootsteps
 
 from config.celery import LIFECYCLE_QUEUE
+from schedules import get_lifecycle
+from schedules.actions import set_batch_threads
 from schedules.dispatcher import Dispatcher, Publisher
-from worker.lifecycle import get_lifecycle
-from worker.lifecycle.actions import set_batch_threads
 
 __all__ = ["BATCH_SIZE", "PERFORM_BATCH_TASK", "PERFORM_TASK", "DispatchStep", "make_publisher"]
 
@@ -43,7 +43,7 @@ def group_actions(
     of ``now``, else None (actions already due, e.g. issued again after a lease, go together).
 
     An action later in its second than the group's eta is delivered up to a second early; the
-    action script refuses it and :func:`worker.lifecycle.perform` waits for its due time.
+    action script refuses it and :func:`schedules.perform` waits for its due time.
     """
     by_second: dict[int | None, list[tuple[str, float]]] = {}
     for action_id, due_at in pairs:

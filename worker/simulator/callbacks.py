@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-from worker.anyrtc.simulator.state import CallbackJob, SimulatorState
+from worker.simulator.state import CallbackJob, SimulatorState
 
 __all__ = ["CallbackSender"]
 

@@ -1,4 +1,4 @@
-"""``python -m worker.anyrtc.simulator``: run the simulator until Ctrl-C or SIGTERM.
+"""``python -m worker.simulator``: run the simulator until Ctrl-C or SIGTERM.
 
 The vod token comes from ``ANYRTC_VOD_TOKEN`` only: a command-line flag would show in ``ps``.
 """
@@ -16,13 +16,13 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any
 
-from worker.anyrtc.simulator.config import (
+from worker.simulator.config import (
     DEFAULT_APP_ID,
     DEFAULT_VOD_TOKEN,
     apply_updates,
     build_config,
 )
-from worker.anyrtc.simulator.server import SimulatorServer
+from worker.simulator.server import SimulatorServer
 
 __all__ = ["build_parser", "main"]
 

@@ -8,14 +8,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from worker.anyrtc.simulator.config import (
+from worker.simulator.config import (
     DEFAULT_APP_ID,
     DEFAULT_VOD_TOKEN,
     apply_updates,
     build_config,
 )
-from worker.anyrtc.simulator.server import SimulatorServer
-from worker.anyrtc.simulator.state import SimulatorState
+from worker.simulator.server import SimulatorServer
+from worker.simulator.state import SimulatorState
 
 __all__ = ["SimulatorHandle", "running_simulator"]
 

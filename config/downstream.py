@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from worker.errors import ConfigurationError
-
 __all__ = ["DEFAULT_PATTERN", "QueueBinding", "audit_binding", "parse_downstream_queues"]
 
 DEFAULT_PATTERN = "recording.*"
@@ -34,7 +32,7 @@ class QueueBinding:
 def _check_pattern(queue: str, pattern: str) -> str:
     words = pattern.split(".")
     if not pattern or not all(_WORD.match(w) for w in words):
-        raise ConfigurationError(
+        raise ValueError(
             f"DOWNSTREAM_QUEUES: pattern {pattern!r} of queue {queue!r} must be dot-separated "
             "words (letters, digits, _ or -) or the wildcards * and #"
         )
@@ -42,7 +40,7 @@ def _check_pattern(queue: str, pattern: str) -> str:
 
 
 def parse_downstream_queues(text: str) -> list[QueueBinding]:
-    """The bindings described by ``text``; ConfigurationError names the bad entry."""
+    """The bindings described by ``text``; ValueError names the bad entry."""
     merged: dict[str, list[str]] = {}
     for raw in text.split(","):
         entry = raw.strip()
@@ -51,13 +49,13 @@ def parse_downstream_queues(text: str) -> list[QueueBinding]:
         name, sep, patterns_text = entry.partition("=")
         name = name.strip()
         if not _QUEUE_NAME.match(name):
-            raise ConfigurationError(
+            raise ValueError(
                 f"DOWNSTREAM_QUEUES: queue name {name!r} in entry {entry!r} must be 1-200 "
                 "letters, digits or _ . : -"
             )
         patterns = [p.strip() for p in patterns_text.split("|")] if sep else [DEFAULT_PATTERN]
         if sep and not any(patterns):
-            raise ConfigurationError(
+            raise ValueError(
                 f"DOWNSTREAM_QUEUES: entry {entry!r} has '=' but no routing-key pattern"
             )
         for pattern in patterns:

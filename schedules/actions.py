@@ -19,18 +19,18 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from schedules.context import Lifecycle
 from schedules.keys import parse_action
 from schedules.store import CallGrant
+from schedules.vendor import call_vendor, user_data_text
 from schedules.windows import backoff_s
-from worker.lifecycle.context import Lifecycle
-from worker.lifecycle.vendor import call_vendor, user_data_text
 
 __all__ = ["BATCH_THREADS", "perform", "perform_batch", "run_operation", "set_batch_threads"]
 
 log = logging.getLogger(__name__)
 
 # Threads of the process-wide pool that runs the actions of a batch (perform_batch). The worker
-# sets it to its own concurrency (worker/dispatch_step.py), so -c still bounds how many actions
+# sets it to its own concurrency (schedules/dispatch_step.py), so -c still bounds how many actions
 # (and vendor calls) a process runs at once.
 BATCH_THREADS = 32
 

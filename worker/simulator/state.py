@@ -16,15 +16,15 @@ from typing import Any
 
 from worker.anyrtc import results
 from worker.anyrtc.namerule import NameRule
-from worker.anyrtc.simulator.budget import SlidingWindowBudget
-from worker.anyrtc.simulator.config import (
+from worker.simulator.budget import SlidingWindowBudget
+from worker.simulator.config import (
     SimulatorConfig,
     apply_updates,
     public_config,
 )
-from worker.anyrtc.simulator.faults import FaultInjector, FaultPlan
-from worker.anyrtc.simulator.journal import Journal, redact
-from worker.anyrtc.simulator.queries import (
+from worker.simulator.faults import FaultInjector, FaultPlan
+from worker.simulator.journal import Journal, redact
+from worker.simulator.queries import (
     SUCCESS_MESSAGES,
     check_query,
     forced_code,
@@ -33,15 +33,15 @@ from worker.anyrtc.simulator.queries import (
     query_outcome,
     query_verdict,
 )
-from worker.anyrtc.simulator.recordings import FileTiming, RecordedFile, create_files
-from worker.anyrtc.simulator.responses import (
+from worker.simulator.recordings import FileTiming, RecordedFile, create_files
+from worker.simulator.responses import (
     QUERY_MESSAGES,
     Outcome,
     json_outcome,
     query_envelope,
 )
-from worker.anyrtc.simulator.rooms import Room, apply_record_call, record_fault_outcome
-from worker.anyrtc.simulator.validation import (
+from worker.simulator.rooms import Room, apply_record_call, record_fault_outcome
+from worker.simulator.validation import (
     BadParameter,
     QueryRequest,
     parse_json_object,

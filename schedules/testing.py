@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from schedules.actions import perform
+from schedules.context import Lifecycle
 from schedules.dispatcher import Dispatcher
-from worker.lifecycle.actions import perform
-from worker.lifecycle.context import Lifecycle
 
 __all__ = ["FakeClock", "InProcessRunner"]
 

@@ -16,10 +16,10 @@ from config.settings import Settings, get_settings
 from schedules.deadletters import DeadLetterStore
 from schedules.keys import LifecycleKeys
 from schedules.recording_log import RecordingLog
-from schedules.redis import get_redis
 from schedules.state import StateReader
 from schedules.store import LifecycleStore
 from worker.anyrtc import AnyRTCClient
+from worker.redis import get_redis
 
 __all__ = ["Lifecycle", "get_lifecycle"]
 

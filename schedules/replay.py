@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from schedules import events
+from schedules.context import Lifecycle
 from worker.errors import InvalidBooking
-from worker.lifecycle import events
-from worker.lifecycle.context import Lifecycle
 
 __all__ = ["REPLAYABLE", "replay"]
 

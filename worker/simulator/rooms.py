@@ -7,10 +7,10 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
 from worker.anyrtc import results
-from worker.anyrtc.simulator.config import SimulatorConfig
-from worker.anyrtc.simulator.faults import FaultPlan
-from worker.anyrtc.simulator.responses import Outcome, html_outcome, json_outcome, plain_outcome
-from worker.anyrtc.simulator.validation import (
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.faults import FaultPlan
+from worker.simulator.responses import Outcome, html_outcome, json_outcome, plain_outcome
+from worker.simulator.validation import (
     BadParameter,
     parse_json_object,
     parse_record_params,

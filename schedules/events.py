@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from schedules.context import Lifecycle
 from schedules.state import FINAL_STATES
 from schedules.windows import invalid_booking, parse_time, validate_booking
 from worker.errors import InvalidBooking
-from worker.lifecycle.context import Lifecycle
 
 __all__ = [
     "MANUAL_PREFIX",

@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from worker.anyrtc.simulator.config import ENDPOINTS
-from worker.anyrtc.simulator.responses import Outcome, json_outcome
-from worker.anyrtc.simulator.state import SimulatorState
+from worker.simulator.config import ENDPOINTS
+from worker.simulator.responses import Outcome, json_outcome
+from worker.simulator.state import SimulatorState
 
 __all__ = ["ADMIN_PREFIX", "handle_admin"]
 

@@ -2,7 +2,7 @@
 
 Same paths as the vendor (swap the base URLs), same codes and quirks as the guide, plus what
 the real vendor cannot give a test: a clock to drive, a journal of every call, and injected
-faults. Start it with ``python -m worker.anyrtc.simulator`` or, from Python::
+faults. Start it with ``python -m worker.simulator`` or, from Python::
 
     with running_simulator(upload_delay_s=0.05, transcode_delay_s=0.1) as sim:
         requests.post(sim.record_api_url + "/startrecord", params={...})
@@ -21,8 +21,8 @@ Semantics decided where the guide is silent:
 
 from __future__ import annotations
 
-from worker.anyrtc.simulator.budget import SlidingWindowBudget
-from worker.anyrtc.simulator.config import (
+from worker.simulator.budget import SlidingWindowBudget
+from worker.simulator.config import (
     DEFAULT_APP_ID,
     DEFAULT_VOD_TOKEN,
     FaultConfig,
@@ -31,11 +31,11 @@ from worker.anyrtc.simulator.config import (
     build_config,
     public_config,
 )
-from worker.anyrtc.simulator.journal import Journal
-from worker.anyrtc.simulator.responses import Outcome
-from worker.anyrtc.simulator.server import SimulatorServer
-from worker.anyrtc.simulator.state import SimulatorState
-from worker.anyrtc.simulator.testing import SimulatorHandle, running_simulator
+from worker.simulator.journal import Journal
+from worker.simulator.responses import Outcome
+from worker.simulator.server import SimulatorServer
+from worker.simulator.state import SimulatorState
+from worker.simulator.testing import SimulatorHandle, running_simulator
 
 __all__ = [
     "DEFAULT_APP_ID",
