@@ -167,6 +167,14 @@ def test_the_client_distribution_depends_on_celery_only() -> None:
     assert [d.split("[")[0].split(">")[0] for d in project["dependencies"]] == ["celery"]
 
 
+def test_the_product_requires_what_the_client_requires() -> None:
+    # The product wheel carries the client's package but not its metadata: the product's own
+    # dependencies must cover it.
+    client = tomllib.loads((CLIENT_ROOT / "pyproject.toml").read_text())["project"]
+    product = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert set(client["dependencies"]) <= set(product["dependencies"])
+
+
 def imported_top_levels(package: Path) -> set[str]:
     names: set[str] = set()
     for source in package.rglob("*.py"):
