@@ -9,6 +9,8 @@ COPY pyproject.toml README.md ./
 COPY config ./config
 COPY schedules ./schedules
 COPY worker ./worker
+# The product wheel carries the booking client's package too (pyproject.toml finds it there).
+COPY clients/python ./clients/python
 RUN pip install . && useradd --system --uid 10001 --home-dir /app anyrtc
 
 USER anyrtc

@@ -12,11 +12,11 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from anyrtc_recorder_client.contract import LIFECYCLE_QUEUE
 from config.settings import Settings
 
 __all__ = ["EVENTS_QUEUE", "LIFECYCLE_QUEUE", "QUERY_QUEUE", "TASK_MODULES", "celery_config"]
 
-LIFECYCLE_QUEUE = "lifecycle"
 QUERY_QUEUE = "query"
 EVENTS_QUEUE = "events"
 

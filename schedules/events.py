@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP
 from schedules.context import Lifecycle
 from schedules.state import FINAL_STATES
 from schedules.windows import invalid_booking, parse_time, validate_booking
@@ -70,17 +71,9 @@ def schedule(
     dead_letter: bool = True,
 ) -> dict[str, Any]:
     """Create or reschedule booking ``booking_id`` (an upsert)."""
-    kwargs = {
-        "booking_id": booking_id,
-        "room_id": room_id,
-        "start_at": start_at,
-        "end_at": end_at,
-        "user_data": user_data,
-        "name_rule": name_rule,
-        "path": path,
-        "room_type": room_type,
-        "updated_at": updated_at,
-    }
+    # The event as the contract names it (what dead letters and histories keep), taken from the
+    # parameters so the list is not written out again; tests hold the signature to the contract.
+    kwargs = SCHEDULE.kwargs(locals())
     now = ctx.clock()
     try:
         request = validate_booking(kwargs, now=now, max_booking_s=ctx.settings.max_booking_s)
@@ -132,7 +125,7 @@ def cancel(
     """Drop a pending window, or release a held room now (the room stops if no one else holds
     it). A cancel for an unknown booking leaves a tombstone so an older schedule arriving later
     still loses."""
-    kwargs = {"booking_id": booking_id, "updated_at": updated_at}
+    kwargs = CANCEL.kwargs(locals())
     bid, when = _booking_id_and_time(ctx, "recordings.cancel", kwargs, dead_letter=dead_letter)
     result = ctx.store.apply_event("cancel", bid, now=ctx.clock(), updated_at=when, source=source)
     return {"booking_id": bid, **result.as_dict()}
@@ -162,14 +155,7 @@ def start_now(
     ``MAX_BOOKING_S``, so a forgotten manual recording cannot run forever. A room that already
     records is joined without a vendor call.
     """
-    kwargs = {
-        "room_id": room_id,
-        "booking_id": booking_id,
-        "user_data": user_data,
-        "name_rule": name_rule,
-        "path": path,
-        "room_type": room_type,
-    }
+    kwargs = START.kwargs(locals())
     problems = _room_problem(room_id)
     if problems:
         raise reject(
@@ -222,7 +208,7 @@ def stop_now(
     that is not recording. ``room_type`` is accepted for symmetry; the stop always uses the type
     the recording was started with.
     """
-    kwargs = {"room_id": room_id, "booking_id": booking_id, "room_type": room_type}
+    kwargs = STOP.kwargs(locals())
     problems = _room_problem(room_id)
     if booking_id is not None and (not isinstance(booking_id, str) or not booking_id.strip()):
         problems.append("booking_id must be a non-empty string or null")

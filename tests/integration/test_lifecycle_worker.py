@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 import redis
 
+from anyrtc_recorder_client import BookingClient
 from config.celery import LIFECYCLE_QUEUE
 from config.settings import get_settings
 from schedules import Lifecycle
 from schedules.testing import InProcessRunner
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess, running_worker
-from worker.booking_client import BookingClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

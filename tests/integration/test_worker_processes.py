@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from anyrtc_recorder_client import BookingClient
 from config.settings import get_settings
 from tests.support.waiting import wait_until
-from worker.booking_client import BookingClient
 from worker.demo.procfile import read_procfile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

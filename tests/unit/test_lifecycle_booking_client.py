@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.booking_client import BookingClient
+from anyrtc_recorder_client import BookingClient
 
 
 class Recorder:

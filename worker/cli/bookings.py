@@ -7,10 +7,12 @@ the outcome at once; the worker's dispatcher then carries out the vendor calls w
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
+from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP, Event
 from schedules import cancel, schedule, start_now, stop_now
-from worker.cli.common import handles_errors, lifecycle, parse_value
+from worker.cli.common import Handler, handles_errors, lifecycle, parse_value
 from worker.cli.output import ago, emit, table, when
 
 __all__ = ["register"]
@@ -28,59 +30,21 @@ def _event_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@handles_errors
-def _schedule(args: argparse.Namespace) -> int:
-    user_data = parse_value(args.user_data_json) if args.user_data_json else args.user_data
-    result = schedule(
-        lifecycle(),
-        booking_id=args.booking_id,
-        room_id=args.room_id,
-        start_at=args.start_at,
-        end_at=args.end_at,
-        user_data=user_data,
-        name_rule=args.name_rule,
-        path=args.path,
-        room_type=args.room_type,
-        updated_at=args.updated_at,
-        source=SOURCE,
-        dead_letter=False,
-    )
-    emit(args.json, result, _event_text)
-    return 0
+def _event_handler(event: Event, apply: Callable[..., dict[str, Any]]) -> Handler:
+    """A subcommand that applies ``event`` with the contract's parameters its options gave
+    (the ones a subcommand does not offer stay at their defaults)."""
 
+    @handles_errors
+    def handler(args: argparse.Namespace) -> int:
+        kwargs = event.kwargs(vars(args))
+        # --user-data-json (schedule's) is the operator's way to give user_data as an object.
+        if getattr(args, "user_data_json", None):
+            kwargs["user_data"] = parse_value(args.user_data_json)
+        result = apply(lifecycle(), **kwargs, source=SOURCE, dead_letter=False)
+        emit(args.json, result, _event_text)
+        return 0
 
-@handles_errors
-def _cancel(args: argparse.Namespace) -> int:
-    result = cancel(lifecycle(), booking_id=args.booking_id, source=SOURCE, dead_letter=False)
-    emit(args.json, result, _event_text)
-    return 0
-
-
-@handles_errors
-def _start(args: argparse.Namespace) -> int:
-    result = start_now(
-        lifecycle(),
-        room_id=args.room_id,
-        booking_id=args.booking_id,
-        user_data=args.user_data,
-        source=SOURCE,
-        dead_letter=False,
-    )
-    emit(args.json, result, _event_text)
-    return 0
-
-
-@handles_errors
-def _stop(args: argparse.Namespace) -> int:
-    result = stop_now(
-        lifecycle(),
-        room_id=args.room_id,
-        booking_id=args.booking_id,
-        source=SOURCE,
-        dead_letter=False,
-    )
-    emit(args.json, result, _event_text)
-    return 0
+    return handler
 
 
 @handles_errors
@@ -221,7 +185,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add this module's subcommands to the ``anyrtc-recorder`` parser."""
-    p = commands.add_parser("schedule", parents=[common], help="book or move a window")
+    p = commands.add_parser("schedule", parents=[common], help=SCHEDULE.description)
     p.add_argument("booking_id")
     p.add_argument("room_id")
     p.add_argument("start_at", help="ISO 8601 with offset (2030-01-31T14:00:00+01:00) or epoch s")
@@ -232,22 +196,22 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--path")
     p.add_argument("--room-type")
     p.add_argument("--updated-at", help="the booking's last-change time (orders events)")
-    p.set_defaults(handler=_schedule)
+    p.set_defaults(handler=_event_handler(SCHEDULE, schedule))
 
-    p = commands.add_parser("cancel", parents=[common], help="cancel a booking")
+    p = commands.add_parser("cancel", parents=[common], help=CANCEL.description)
     p.add_argument("booking_id")
-    p.set_defaults(handler=_cancel)
+    p.set_defaults(handler=_event_handler(CANCEL, cancel))
 
-    p = commands.add_parser("start", parents=[common], help="start recording a room now")
+    p = commands.add_parser("start", parents=[common], help=START.description)
     p.add_argument("room_id")
     p.add_argument("--booking-id")
     p.add_argument("--user-data")
-    p.set_defaults(handler=_start)
+    p.set_defaults(handler=_event_handler(START, start_now))
 
-    p = commands.add_parser("stop", parents=[common], help="release a room's hold now")
+    p = commands.add_parser("stop", parents=[common], help=STOP.description)
     p.add_argument("room_id")
     p.add_argument("--booking-id")
-    p.set_defaults(handler=_stop)
+    p.set_defaults(handler=_event_handler(STOP, stop_now))
 
     p = commands.add_parser("upcoming", parents=[common], help="pending windows, soonest first")
     p.add_argument("--limit", type=int, default=50)

@@ -157,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         consumer.start()
 
+        from anyrtc_recorder_client import BookingClient
         from schedules.keys import LifecycleKeys
         from schedules.state import StateReader
-        from worker.booking_client import BookingClient
         from worker.redis import redis_from_url
 
         booking_client = BookingClient(app=app)

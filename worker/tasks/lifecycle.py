@@ -1,13 +1,9 @@
 """Lifecycle tasks (recordings.*): booking events and start/stop actions.
 
-Public contract for booking systems (names and keyword arguments are stable; JSON only):
-
-- ``recordings.schedule(booking_id, room_id, start_at, end_at, user_data=None, name_rule=None,
-  path=None, room_type=None, updated_at=None)``
-- ``recordings.cancel(booking_id, updated_at=None)``
-- ``recordings.start(room_id, booking_id=None, user_data=None, name_rule=None, path=None,
-  room_type=None)``
-- ``recordings.stop(room_id, booking_id=None, room_type=None)``
+The booking events are the public contract for booking systems, defined once in
+:mod:`anyrtc_recorder_client.contract` (names and keyword arguments are stable; JSON only). Each
+task's signature is held to it by a test, and each body hands on its own ``locals()`` picked by
+the contract, so the parameter list is written out once here, in the signature.
 
 Internal, issued by the dispatcher for claimed actions: ``recordings.perform(action)`` for a
 single one, ``recordings.perform_batch(actions)`` for a group due at the same second (run
@@ -25,6 +21,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP
 from schedules import (
     cancel,
     get_lifecycle,
@@ -71,7 +68,7 @@ class LifecycleTask(Task):
         return super().__call__(*bound.args, **bound.kwargs)
 
 
-@shared_task(name="recordings.schedule", base=LifecycleTask, ignore_result=False)
+@shared_task(name=SCHEDULE.task, base=LifecycleTask, ignore_result=False)
 def schedule_task(
     booking_id: str,
     room_id: str,
@@ -84,27 +81,16 @@ def schedule_task(
     updated_at: Any = None,
 ) -> dict[str, Any]:
     """Create or reschedule a booked recording window (upsert by booking_id)."""
-    return schedule(
-        get_lifecycle(),
-        booking_id=booking_id,
-        room_id=room_id,
-        start_at=start_at,
-        end_at=end_at,
-        user_data=user_data,
-        name_rule=name_rule,
-        path=path,
-        room_type=room_type,
-        updated_at=updated_at,
-    )
+    return schedule(get_lifecycle(), **SCHEDULE.kwargs(locals()))
 
 
-@shared_task(name="recordings.cancel", base=LifecycleTask)
+@shared_task(name=CANCEL.task, base=LifecycleTask)
 def cancel_task(booking_id: str, updated_at: Any = None) -> dict[str, Any]:
     """Drop a pending window; stop a running one unless another booking holds the room."""
-    return cancel(get_lifecycle(), booking_id=booking_id, updated_at=updated_at)
+    return cancel(get_lifecycle(), **CANCEL.kwargs(locals()))
 
 
-@shared_task(name="recordings.start", base=LifecycleTask)
+@shared_task(name=START.task, base=LifecycleTask)
 def start_task(
     room_id: str,
     booking_id: str | None = None,
@@ -114,23 +100,15 @@ def start_task(
     room_type: str | None = None,
 ) -> dict[str, Any]:
     """Start recording a room now (joins a running recording without a vendor call)."""
-    return start_now(
-        get_lifecycle(),
-        room_id=room_id,
-        booking_id=booking_id,
-        user_data=user_data,
-        name_rule=name_rule,
-        path=path,
-        room_type=room_type,
-    )
+    return start_now(get_lifecycle(), **START.kwargs(locals()))
 
 
-@shared_task(name="recordings.stop", base=LifecycleTask)
+@shared_task(name=STOP.task, base=LifecycleTask)
 def stop_task(
     room_id: str, booking_id: str | None = None, room_type: str | None = None
 ) -> dict[str, Any]:
     """Release a hold on a room now; the vendor stop happens when no booking holds it."""
-    return stop_now(get_lifecycle(), room_id=room_id, booking_id=booking_id, room_type=room_type)
+    return stop_now(get_lifecycle(), **STOP.kwargs(locals()))
 
 
 @shared_task(name="recordings.perform", base=LifecycleTask, ignore_result=True, track_started=False)

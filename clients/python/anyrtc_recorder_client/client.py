@@ -1,7 +1,7 @@
 """The helper a booking system uses to send lifecycle events (only this package and the broker
 URL needed; no vendor credentials, no worker settings).
 
-    from worker.booking_client import BookingClient
+    from anyrtc_recorder_client import BookingClient
 
     bookings = BookingClient("redis://broker-host:6379/0", key_prefix="anyrtc")
     bookings.schedule("booking-42", "room-7", "2030-01-31T14:00:00+01:00",
@@ -18,7 +18,7 @@ sent from different machines.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +26,11 @@ from celery import Celery
 from celery.result import AsyncResult
 from kombu import Exchange, Queue
 
-from config.celery import LIFECYCLE_QUEUE
+from anyrtc_recorder_client.contract import CANCEL, LIFECYCLE_QUEUE, SCHEDULE, START, STOP, Event
 
 __all__ = ["BookingClient"]
+
+TIME_PARAMETERS = ("start_at", "end_at", "updated_at")
 
 
 def _wire_time(value: Any) -> Any:
@@ -82,9 +84,17 @@ class BookingClient:
         self.app = app
         self.clock = clock
 
-    def _send(self, name: str, kwargs: dict[str, Any]) -> AsyncResult:
-        return self.app.send_task(name, kwargs=kwargs, queue=LIFECYCLE_QUEUE)
+    def _send(self, event: Event, arguments: Mapping[str, Any]) -> AsyncResult:
+        kwargs = event.kwargs(arguments)
+        for name in TIME_PARAMETERS:
+            if name in kwargs:
+                kwargs[name] = _wire_time(kwargs[name])
+        if "updated_at" in kwargs and kwargs["updated_at"] is None:
+            kwargs["updated_at"] = self.clock()
+        return self.app.send_task(event.task, kwargs=kwargs, queue=LIFECYCLE_QUEUE)
 
+    # Each method sends its own locals(): the signature is checked against the contract by the
+    # tests, so the parameter list is not written out a second time in the body.
     def schedule(
         self,
         booking_id: str,
@@ -99,30 +109,11 @@ class BookingClient:
     ) -> AsyncResult:
         """Book (or move) a recording window; times are ISO 8601 with offset, aware datetimes
         or epoch seconds."""
-        return self._send(
-            "recordings.schedule",
-            {
-                "booking_id": booking_id,
-                "room_id": room_id,
-                "start_at": _wire_time(start_at),
-                "end_at": _wire_time(end_at),
-                "user_data": user_data,
-                "name_rule": name_rule,
-                "path": path,
-                "room_type": room_type,
-                "updated_at": _wire_time(updated_at) if updated_at is not None else self.clock(),
-            },
-        )
+        return self._send(SCHEDULE, locals())
 
     def cancel(self, booking_id: str, updated_at: Any = None) -> AsyncResult:
         """Cancel a booking (a running recording stops unless another booking holds the room)."""
-        return self._send(
-            "recordings.cancel",
-            {
-                "booking_id": booking_id,
-                "updated_at": _wire_time(updated_at) if updated_at is not None else self.clock(),
-            },
-        )
+        return self._send(CANCEL, locals())
 
     def start(
         self,
@@ -134,26 +125,13 @@ class BookingClient:
         room_type: str | None = None,
     ) -> AsyncResult:
         """Start recording a room now."""
-        return self._send(
-            "recordings.start",
-            {
-                "room_id": room_id,
-                "booking_id": booking_id,
-                "user_data": user_data,
-                "name_rule": name_rule,
-                "path": path,
-                "room_type": room_type,
-            },
-        )
+        return self._send(START, locals())
 
     def stop(
         self, room_id: str, booking_id: str | None = None, room_type: str | None = None
     ) -> AsyncResult:
         """Release a hold on a room now (the manual one when ``booking_id`` is None)."""
-        return self._send(
-            "recordings.stop",
-            {"room_id": room_id, "booking_id": booking_id, "room_type": room_type},
-        )
+        return self._send(STOP, locals())
 
     def close(self) -> None:
         self.app.close()
