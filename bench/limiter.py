@@ -22,9 +22,8 @@ import uuid
 from typing import Any
 
 from config.settings import load_settings
-from worker.discovery.gate import gated_client
 from worker.discovery.keys import DiscoveryKeys
-from worker.discovery.limiter import SlidingWindowLimiter
+from worker.discovery.limiter import SlidingWindowLimiter, gated_client
 from worker.errors import BudgetExhausted, RateLimited
 from worker.redis import redis_from_url
 from worker.simulator import running_simulator
@@ -36,7 +35,7 @@ VOD_TOKEN = "bench-vod-token"
 
 def _import_everything() -> None:
     """Pool initializer: pay the imports before the race starts."""
-    import worker.discovery.gate  # noqa: F401
+    import worker.discovery.limiter  # noqa: F401
     from config import settings  # noqa: F401
 
 

@@ -2,6 +2,8 @@
 
 The plain functions under the tasks run in this process; the tasks they would enqueue are run
 inline by ``run_queued`` (the Celery transport itself is covered by test_discovery_worker.py).
+Discovery runs on an injected clock: a test that needs a lease or a deadline to pass moves the
+clock instead of sleeping. The simulator and the limiter keep real time.
 """
 
 from __future__ import annotations
@@ -16,15 +18,31 @@ from typing import Any
 import pytest
 import redis
 from kombu import Connection, Exchange, Queue
+from redis.crc import key_slot
 
 from schedules.recording_log import RecordingLog
 from tests.support.waiting import wait_until
 from worker.anyrtc.client import AnyRTCClient
-from worker.discovery.keys import file_key_id
+from worker.discovery.fanout import PUBLISH_LEASE_S
+from worker.discovery.keys import file_key_id, hash_tag
 from worker.discovery.service import Discovery
 from worker.errors import BudgetExhausted
 
 pytestmark = pytest.mark.integration
+
+
+class ShiftedClock:
+    """Real time plus an offset the test moves forward: discovery's "now" runs ahead of the
+    simulator's by exactly what the test skipped."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        self.offset_s += seconds
 
 
 class Harness:
@@ -35,7 +53,10 @@ class Harness:
         self.sim = sim
         self.redis = client
         self.queued: list[tuple[str, list[Any]]] = []
-        self.disc = Discovery(settings, lambda name, args, _c: self.queued.append((name, args)))
+        self.clock = ShiftedClock()
+        self.disc = Discovery(
+            settings, lambda name, args, _c: self.queued.append((name, args)), clock=self.clock
+        )
         self.vendor = AnyRTCClient.from_settings(settings)
         self.log = RecordingLog(client, settings.redis_key_prefix)
         self.customer = f"{settings.redis_key_prefix}-customer"
@@ -78,8 +99,8 @@ class Harness:
 
     def outbox(self) -> dict[str, dict[str, Any]]:
         found = {}
-        for key in self.redis.scan_iter(f"{self.settings.redis_key_prefix}:disc:outbox:*"):
-            if key.endswith(":pending"):
+        for key in self.redis.scan_iter(self.disc.keys.outbox("*")):
+            if key == self.disc.keys.outbox_pending:
                 continue
             record = self.redis.hgetall(key)
             found[key.rsplit(":", 1)[1]] = {**record, "body": json.loads(record["body"])}
@@ -311,7 +332,9 @@ def test_a_room_never_started_here_waits_for_its_callback_then_goes_without_room
     assert h.outbox() == {}
     assert h.disc.sweeper.run().delivered == []  # still inside the grace
     assert h.disc.callback(_callback_body(second)) == "delivered"  # the callback names the room
-    time.sleep(h.settings.poll_every_s + 0.05)
+    h.clock.advance(h.settings.poll_every_s * 0.9)
+    assert h.disc.sweeper.run().delivered == []  # the grace is one poll interval
+    h.clock.advance(h.settings.poll_every_s * 0.1)
     assert h.disc.sweeper.run().delivered == [file_key_id(first["download_url"])]
     bodies = {m["body"]["download_url"]: m["body"] for m in h.outbox().values()}
     assert bodies[first["download_url"]]["room_id"] is None
@@ -320,23 +343,23 @@ def test_a_room_never_started_here_waits_for_its_callback_then_goes_without_room
 
 
 def test_message_claimed_but_never_published_is_published_by_the_sweep(h: Harness) -> None:
-    h.disc.outbox.lease_ms = 100
     body = {"schema": "recording.v1", "message_id": "f" * 32, "status": 2}
     # A worker claimed the file and died before publishing.
     assert h.disc.outbox.claim("f" * 32, json.dumps(body), "recording.ready", "poll")
     assert h.disc.sweeper.run().republished == []
-    time.sleep(0.15)
+    h.clock.advance(PUBLISH_LEASE_S - 1)
+    assert h.disc.sweeper.run().republished == []  # the claimer may still be publishing
+    h.clock.advance(1)
     assert h.disc.sweeper.run().republished == ["f" * 32]
     assert h.run_queued() == ["discovery.publish"]
     ((got, message),) = h.consume(expect=1)
     assert got == body and message.properties["message_id"] == "f" * 32
     assert h.disc.outbox.get("f" * 32)["state"] == "sent"
-    time.sleep(0.15)
+    h.clock.advance(PUBLISH_LEASE_S)
     assert h.disc.sweeper.run().republished == []
 
 
 def test_overdue_files_get_one_low_priority_query_each(h: Harness) -> None:
-    h.disc.registry.expected_transcode_ms = 300
     h.disc.sweeper.check_every_ms = 60_000
     h.sim.configure(transcode_delay_s=30)
     h.record_ours("slow-room")
@@ -344,7 +367,7 @@ def test_overdue_files_get_one_low_priority_query_each(h: Harness) -> None:
     h.sim.record("slow-auto", now - 20, now - 10)
     h.visible(2)
     h.disc.poller.run("t1")
-    time.sleep(0.35)
+    h.clock.advance(h.settings.expected_transcode_s)  # both are overdue now
     swept = h.disc.sweeper.run()
     assert swept.lookups == ["slow-room"] and swept.relisted == 1
     assert sorted(h.run_queued()) == ["discovery.lookup_room", "discovery.relist"]
@@ -400,7 +423,7 @@ def test_a_quiet_window_costs_one_page_per_poll(h: Harness) -> None:
     # New files exist, but nothing uploaded since the watermark can be final yet: list later.
     assert third.stages == ["head", "deferred"]
     assert h.redis.get(h.disc.keys.poll_watermark) == watermark
-    time.sleep(0.5)
+    h.clock.advance(0.5)
     fourth = h.disc.poller.run("t4")
     assert fourth.stages[:2] == ["head", "fresh"]
     assert h.redis.get(h.disc.keys.poll_watermark) != watermark
@@ -422,7 +445,7 @@ def test_transcoding_files_beyond_page_one_are_relisted_in_follow_windows(h: Har
     followed = h.redis.zrange(h.disc.keys.follow, 0, -1)
     assert len(followed) == 5
     h.visible(5, final=True)
-    time.sleep(max(0.0, h.settings.poll_every_s - 1.0))
+    h.clock.advance(h.settings.poll_every_s)  # their re-list is due
     second = h.disc.poller.run("t2")
     assert second.stages[0] == "head" and second.stages.count("follow") >= 1
     assert h.redis.zcard(h.disc.keys.follow) == 0  # every file seen final
@@ -460,3 +483,30 @@ def test_a_lookup_denied_by_the_budget_asks_to_retry_later(h: Harness) -> None:
     assert result.status == "retry" and 0 < (result.retry_after or 0) <= 1.02
     assert h.disc.lookups.window("room-z") is not None  # still asked for
     assert h.sim.journal("getVodInfoByRoomId") == []
+
+
+def test_every_key_a_discovery_flow_writes_carries_the_prefix_hash_tag(h: Harness) -> None:
+    now = time.time()
+    h.sim.record("auto-tag", now - 20, now - 10)
+    (file,) = h.visible(1, final=True)
+    assert h.disc.poller.run("t1").status == "done"
+    assert h.disc.callback(_callback_body(file)) == "delivered"
+    assert h.disc.callback({"groupId": "", "downloadUrl": "nope"}) == "invalid"
+    h.disc.lookups.wait_for("auto-tag", file_key_id(file["download_url"]))
+    assert h.disc.lookups.request("auto-tag", 0, int(now * 1000))
+    assert h.disc.runner.room("auto-tag").status == "done"
+    h.disc.sweeper.run()
+
+    prefix = h.settings.redis_key_prefix
+    tag = hash_tag(prefix)
+    # kombu's own names (the exchange's binding table, the queues) are not discovery's.
+    kombu = {
+        f"_kombu.binding.{h.settings.downstream_exchange}",
+        f"{h.settings.downstream_exchange}.audit",
+        h.customer,
+    }
+    found = set(h.redis.scan_iter(match=f"*{prefix}*", count=1000)) - kombu
+    assert {k for k in found if not k.startswith(f"{tag}:disc:")} == set()
+    kinds = {k.removeprefix(f"{tag}:disc:").split(":")[0] for k in found}
+    assert {"budget", "poll", "file", "seen", "outbox", "errors", "stats"} <= kinds
+    assert len({key_slot(k.encode()) for k in found}) == 1

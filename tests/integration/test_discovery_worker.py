@@ -161,7 +161,9 @@ def test_callback_and_poll_through_a_real_worker_give_one_message(
         assert [e["code"] for e in sim.journal("getVodListByTime")] == [200, 200]
 
         secrets = (TOKEN, tuned.anyrtc_vod_token.get_secret_value())
-        stored = _all_values(redis_client, f"{tuned.redis_key_prefix}*")
+        # ``*prefix*``: discovery's keys start with the hash tag ``{prefix}``.
+        stored = _all_values(redis_client, f"*{tuned.redis_key_prefix}*")
+        assert body["download_url"] in stored  # the scan really saw the file's records
         for secret in secrets:
             assert secret not in worker_log
             assert secret not in json.dumps(body)

@@ -25,7 +25,7 @@ RUN_S = 4.0
 
 def _import_everything() -> None:
     """Pool initializer: pay the imports before the race starts."""
-    import worker.discovery.gate  # noqa: F401
+    import worker.discovery.limiter  # noqa: F401
     from config import settings  # noqa: F401
 
 
@@ -38,7 +38,7 @@ def _ready(_: int) -> bool:
 def _hammer(args: dict[str, Any]) -> dict[str, int]:
     """One process: call getVodListByTime through the gate until the deadline."""
     from config.settings import load_settings
-    from worker.discovery.gate import gated_client
+    from worker.discovery.limiter import gated_client
     from worker.errors import BudgetExhausted, RateLimited
 
     settings = load_settings(**args["settings"])

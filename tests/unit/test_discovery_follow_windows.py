@@ -9,7 +9,7 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.discovery.poller import plan_follow_windows
+from worker.discovery.poll_stages import plan_follow_windows
 
 
 def counter(known: list[int]) -> Callable[[int, int], int]:

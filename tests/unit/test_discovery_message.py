@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.discovery.keys import DiscoveryKeys, file_key_id
+from worker.discovery.keys import DiscoveryKeys, file_key_id, hash_tag
 from worker.discovery.message import (
     SCHEMA,
     booking_from_user_data,
@@ -104,15 +104,16 @@ def test_file_ids_are_stable_hex(identity: str) -> None:
     int(fid, 16)
 
 
-def test_every_key_lives_under_the_prefix() -> None:
+def test_every_key_lives_under_the_prefix_hash_tag() -> None:
     keys = DiscoveryKeys("pfx")
     names = [
         keys.budget("a"), keys.poll_lock, keys.poll_watermark, keys.poll_cursor, keys.poll_retry,
-        keys.file("f"), keys.follow, keys.checks, keys.awaiting, keys.awaiting_room("r"),
-        keys.lookup("r"), keys.outbox("f"), keys.outbox_pending, keys.rejects, keys.errors,
-        keys.stats,
+        keys.file("f"), keys.follow, keys.seen, keys.transcode_est, keys.checks, keys.awaiting,
+        keys.awaiting_room("r"), keys.lookup("r"), keys.outbox("f"), keys.outbox_pending,
+        keys.rejects, keys.errors, keys.stats,
     ]  # fmt: skip
-    assert all(n.startswith("pfx:disc:") for n in names)
+    assert hash_tag("pfx") == "{pfx}"
+    assert all(n.startswith("{pfx}:disc:") for n in names)
     assert len(set(names)) == len(names)
 
 

@@ -74,8 +74,7 @@ def check_downstream(settings: Settings) -> Check:
 
 def check_vendor(settings: Settings) -> Check:
     """One signed ``getVodListByTime`` of the last minute, admitted by the global budget."""
-    from worker.discovery.gate import gated_client
-    from worker.discovery.limiter import SlidingWindowLimiter
+    from worker.discovery.limiter import SlidingWindowLimiter, gated_client
     from worker.errors import (
         AnyRTCError,
         AppInvalid,

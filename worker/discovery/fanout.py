@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,6 @@ from kombu import Connection, Exchange, Queue, binding
 from kombu.pools import producers
 
 from config.downstream import QueueBinding, audit_binding, parse_downstream_queues
-from worker.discovery.clock import redis_now_ms
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.message import routing_key
 from worker.errors import PublishFailed
@@ -42,14 +42,24 @@ _RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, 
 
 
 class Outbox:
-    """The per-file outbox records and the schedule of unconfirmed ones."""
+    """The per-file outbox records and the schedule of unconfirmed ones.
+
+    ``clock`` (epoch seconds) stamps claims and leases; every process that sweeps the same
+    outbox should keep its host clock in sync (NTP): a clock ahead re-publishes early.
+    """
 
     def __init__(
-        self, client: redis.Redis, keys: DiscoveryKeys, *, lease_s: float = PUBLISH_LEASE_S
+        self,
+        client: redis.Redis,
+        keys: DiscoveryKeys,
+        *,
+        lease_s: float = PUBLISH_LEASE_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.keys = keys
         self.lease_ms = int(lease_s * 1000)
+        self.clock = clock
         self._claim = scripts_for(client, "worker.discovery.lua").claim
         self._lease = scripts_for(client, "worker.discovery.lua").lease_due
 
@@ -57,13 +67,13 @@ class Outbox:
         """Whether this caller won the file's one message (then it must publish it)."""
         won, _ = self._claim(
             keys=[self.keys.outbox(fid), self.keys.outbox_pending],
-            args=[fid, body, routing_key, source, self.lease_ms, OUTBOX_TTL_S],
+            args=[self._now_ms(), fid, body, routing_key, source, self.lease_ms, OUTBOX_TTL_S],
         )
         return bool(int(won))
 
-    def mark_sent(self, fid: str, sent_ms: int) -> None:
+    def mark_sent(self, fid: str) -> None:
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.outbox(fid), mapping={"state": "sent", "sent_ms": sent_ms})
+        pipe.hset(self.keys.outbox(fid), mapping={"state": "sent", "sent_ms": self._now_ms()})
         pipe.zrem(self.keys.outbox_pending, fid)
         pipe.execute()
 
@@ -72,11 +82,16 @@ class Outbox:
 
     def due(self, limit: int = 100) -> list[str]:
         """Pending messages whose lease ran out, leased again to the caller."""
-        due = self._lease(keys=[self.keys.outbox_pending], args=[self.lease_ms, limit])
+        due = self._lease(
+            keys=[self.keys.outbox_pending], args=[self._now_ms(), self.lease_ms, limit]
+        )
         return [str(m) for m in due]
 
     def forget_pending(self, fid: str) -> None:
         self.client.zrem(self.keys.outbox_pending, fid)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
 
 class Publisher:
@@ -199,4 +214,4 @@ class FanOut:
 
     def _publish(self, fid: str, body: Mapping[str, Any], routing: str) -> None:
         self.publisher.publish(body, routing, fid)
-        self.outbox.mark_sent(fid, redis_now_ms(self.outbox.client))
+        self.outbox.mark_sent(fid)

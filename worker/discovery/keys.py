@@ -1,4 +1,8 @@
-"""Every Redis key discovery reads or writes, in one place (all under ``<prefix>:disc:``).
+"""Every Redis key discovery reads or writes, in one place (all under ``{<prefix>}:disc:``).
+
+The prefix is wrapped in a Redis Cluster hash tag (``{`` + prefix + ``}``), so every key of one
+deployment hashes to the same slot: the Lua scripts and MULTI transactions that touch several of
+them at once keep working on a cluster. The scripts get every key in KEYS, never build one.
 
 | key                              | type   | what                                              |
 | -------------------------------- | ------ | ------------------------------------------------- |
@@ -30,7 +34,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["DiscoveryKeys", "file_key_id"]
+__all__ = ["DiscoveryKeys", "file_key_id", "hash_tag"]
+
+
+def hash_tag(prefix: str) -> str:
+    """``{<prefix>}``: the hash tag every key of the deployment under ``prefix`` starts with."""
+    return "{" + prefix + "}"
 
 
 def file_key_id(identity: str) -> str:
@@ -40,12 +49,12 @@ def file_key_id(identity: str) -> str:
 
 @dataclass(frozen=True)
 class DiscoveryKeys:
-    """Key names under ``<prefix>:disc:``."""
+    """Key names under ``{<prefix>}:disc:``."""
 
     prefix: str
 
     def _k(self, *parts: str) -> str:
-        return ":".join((self.prefix, "disc", *parts))
+        return ":".join((hash_tag(self.prefix), "disc", *parts))
 
     def budget(self, app_id: str) -> str:
         return self._k("budget", app_id)

@@ -1,27 +1,55 @@
-"""The global query budget: one Lua sliding log per app id, shared by every process.
+"""The global query budget: one Lua sliding log per app id, and the gate every query passes.
 
 Rule: at most ``QUERY_RATE_LIMIT`` calls in any ``QUERY_RATE_PERIOD_S + QUERY_RATE_MARGIN_S``
-seconds, on Redis server time. A call counts from its admission while in flight and from the
-moment it finished once done (an upper bound of when the vendor saw it), so the margin only has
-to absorb clock differences, not our own send latency.
+seconds. A call counts from its admission while in flight and from the moment it finished once
+done (an upper bound of when the vendor saw it), so the margin only has to absorb clock
+differences with the vendor, not our own send latency.
+
+Clock: the limiter alone reads Redis server time (``TIME`` inside ``sliding_window.lua``), not
+the injected clock the rest of discovery runs on. The budget is shared by every process on every
+machine that queries for the app id; on one clock for all of them, a host whose clock runs ahead
+or behind cannot see slots as free early and overspend the vendor's window (the vendor answers
+299 and closes the budget for everyone). Everything else discovery schedules only delays its own
+work when a clock is off, so it may use the host's.
+
+Priorities (:class:`RedisQueryGate`): the time poll asks with ``reserve=0``; room look-ups and
+overdue checks ask with ``reserve=1``, so they never take the last free slot of a window: that
+one is the poll's. The vendor client calls ``before_query`` before each attempt and
+``after_query`` when it has ended, so a slot frees at "finished + window" instead of
+"admitted + window + a generous margin".
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis
 
+from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import DiscoveryKeys
+from worker.errors import BudgetExhausted
 from worker.redis import scripts_for
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
-__all__ = ["Decision", "SlidingWindowLimiter"]
+__all__ = [
+    "LOOKUP_RESERVE",
+    "Decision",
+    "RedisQueryGate",
+    "SlidingWindowLimiter",
+    "gated_client",
+]
+
+log = logging.getLogger(__name__)
+
+#: Slots per window that low-priority callers (room look-ups, overdue checks) leave to the poll.
+LOOKUP_RESERVE = 1
 
 # An in-flight call whose process died is forgotten this long after its window: more than any
 # HTTP attempt can last (two timeouts: connect + read), so a live call is never forgotten early.
@@ -117,3 +145,45 @@ class SlidingWindowLimiter:
             ],
         )
         return [int(v) for v in result]
+
+
+class RedisQueryGate:
+    """A :class:`worker.anyrtc.gate.QueryGate` backed by :class:`SlidingWindowLimiter`."""
+
+    def __init__(self, limiter: SlidingWindowLimiter, *, reserve: int = 0) -> None:
+        self.limiter = limiter
+        self.reserve = reserve
+        self._local = threading.local()
+
+    def before_query(self, app_id: str, endpoint: str) -> None:
+        """Take a slot or raise BudgetExhausted with the seconds until one frees."""
+        self.after_query(app_id, endpoint)  # a slot left open by an interrupted attempt
+        decision = self.limiter.acquire(app_id, reserve=self.reserve)
+        if not decision.admitted:
+            raise BudgetExhausted(decision.wait_s, app_id)
+        self._local.pending = (app_id, decision.token)
+
+    def after_query(self, app_id: str = "", endpoint: str = "") -> None:
+        """The attempt this thread was admitted for has ended (any outcome)."""
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            return
+        self._local.pending = None
+        try:
+            self.limiter.complete(*pending)
+        except redis.RedisError:
+            # The slot then frees at its grace deadline instead: later, never earlier.
+            log.warning("could not mark a query call finished; its slot frees late")
+
+    def on_rate_limited(self, app_id: str, endpoint: str) -> None:
+        """The vendor answered 299: close the budget for a whole window."""
+        self.after_query(app_id, endpoint)
+        window = self.limiter.close(app_id)
+        log.warning("vendor answered 299 on %s; budget closed for %.1fs", endpoint, window)
+
+
+def gated_client(
+    settings: Settings, limiter: SlidingWindowLimiter, *, reserve: int = 0
+) -> AnyRTCClient:
+    """An :class:`AnyRTCClient` whose query calls all go through the global budget."""
+    return AnyRTCClient.from_settings(settings, query_gate=RedisQueryGate(limiter, reserve=reserve))

@@ -1,15 +1,39 @@
-"""Room look-up requests: at most one queued per room, and the files waiting on each."""
+"""Room look-ups and re-lists: the low-priority queries, and the requests that ask for them.
+
+:class:`RoomLookups` keeps at most one look-up queued per room (``lookup:<room>``, merged by
+``lookup_request.lua``) and the files waiting on each (``await:room:<room>``).
+:class:`LookupRunner` runs them with the low-priority vendor client (``reserve=1``: they never
+take the poll's last slot of a window). A room look-up settles every waiting file of the room
+whose upload time it covered: those it listed are delivered with their room (and ``file_id``);
+the others learn this room was not theirs. A re-list lists a narrow time window for overdue
+files of no known room.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
+from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import DiscoveryKeys
+from worker.discovery.ops import OpsLog
+from worker.discovery.record import Observation
+from worker.discovery.registry import FileRegistry
+from worker.errors import AnyRTCError, BudgetExhausted, RateLimited
 from worker.redis import scripts_for
 
-__all__ = ["LookupWindow", "RoomLookups"]
+if TYPE_CHECKING:
+    # Annotations only: settle.py imports this module (RoomLookups) at run time.
+    from worker.discovery.settle import Enqueue, Settler
+
+__all__ = ["LookupResult", "LookupRunner", "LookupWindow", "RoomLookups"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,3 +100,113 @@ class RoomLookups:
         pipe.delete(key)
         members, _ = pipe.execute()
         return sorted(str(m) for m in members)
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """How a look-up ended; ``retry_after`` (s) when it must run again."""
+
+    status: str  # done | retry | failed | nothing
+    files: int = 0
+    settled: int = 0
+    retry_after: float | None = None
+    error: AnyRTCError | None = None
+
+
+class LookupRunner:
+    """Runs room look-ups and re-lists with the low-priority client."""
+
+    def __init__(
+        self,
+        vendor: AnyRTCClient,
+        registry: FileRegistry,
+        settler: Settler,
+        lookups: RoomLookups,
+        ops: OpsLog,
+        enqueue: Enqueue,
+        *,
+        page_max: int,
+        window_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.vendor = vendor
+        self.registry = registry
+        self.settler = settler
+        self.lookups = lookups
+        self.ops = ops
+        self.enqueue = enqueue
+        self.page_max = page_max
+        self.window_s = window_s
+        self.clock = clock
+
+    def room(
+        self, room_id: str, beg_ms: int | None = None, end_ms: int | None = None
+    ) -> LookupResult:
+        """Look ``room_id`` up over its requested window (or the one given)."""
+        window = self.lookups.window(room_id)
+        if window is None:
+            if beg_ms is None or end_ms is None:
+                return LookupResult("nothing")
+            window = LookupWindow(beg_ms, end_ms, 0)
+        try:
+            page = self.vendor.list_by_room(room_id, window.beg_ms, window.end_ms)
+        except (BudgetExhausted, AnyRTCError) as exc:
+            return self._failed(exc, f"room {room_id}")
+        self.ops.incr("calls_room")
+        seen_ms = int(self.clock() * 1000)
+        for file in page.files:
+            self._sighted(Observation.from_vod(file, "room", seen_ms))
+        settled = 0
+        waiting = self.lookups.take_waiting(room_id)
+        later = []
+        for fid in waiting:
+            upload = self.registry.get(fid).get("upload_ms")
+            if upload and not window.beg_ms <= int(upload) <= window.end_ms:
+                later.append(fid)  # asked for after this look-up started: the next one covers it
+                continue
+            self.settler.lookup_done(room_id, fid)
+            settled += 1
+        for fid in later:
+            self.lookups.wait_for(room_id, fid)
+        newer = self.lookups.finish(room_id, window.version if window.version else None)
+        if newer is not None:
+            self.enqueue("discovery.lookup_room", [room_id], 0.0)
+        return LookupResult("done", len(page.files), settled)
+
+    def relist(self, beg_ms: int, end_ms: int) -> LookupResult:
+        """Re-list ``[beg_ms, end_ms]`` by time (every page) for overdue files of no known room."""
+        files = 0
+        page_num = 1
+        while True:
+            try:
+                page = self.vendor.list_by_time(beg_ms, end_ms, page_num, self.page_max)
+            except (BudgetExhausted, AnyRTCError) as exc:
+                return self._failed(exc, "relist")
+            self.ops.incr("calls_relist")
+            seen_ms = int(self.clock() * 1000)
+            for file in page.files:
+                files += 1
+                self._sighted(Observation.from_vod(file, "poll", seen_ms))
+            if not page.has_more or not page.files:
+                return LookupResult("done", files)
+            page_num += 1
+
+    def _failed(self, exc: Exception, what: str) -> LookupResult:
+        if isinstance(exc, BudgetExhausted):
+            return LookupResult("retry", retry_after=exc.retry_after)
+        assert isinstance(exc, AnyRTCError)
+        if isinstance(exc, RateLimited):
+            return LookupResult("retry", retry_after=self.window_s, error=exc)
+        if exc.retryable:
+            return LookupResult("retry", error=exc)
+        self.ops.error("lookup", f"{what}: {exc}", code=str(exc.code))
+        return LookupResult("failed", error=exc)
+
+    def _sighted(self, obs: Observation) -> None:
+        try:
+            self.settler.sighted(obs)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except Exception as exc:
+            log.exception("could not process looked-up file %s", obs.download_url)
+            self.ops.error("lookup-file", f"{type(exc).__name__}: {exc}", url=obs.download_url)

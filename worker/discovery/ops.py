@@ -2,7 +2,7 @@
 
 ``rejects`` and ``errors`` are capped lists of JSON lines, newest first::
 
-    redis-cli LRANGE <prefix>:disc:rejects 0 20
+    redis-cli LRANGE '{<prefix>}:disc:rejects' 0 20
 
 Nothing secret goes in: callers pass clipped bodies, and :meth:`OpsLog.scrub` removes the
 callback token should a sender have put it in a body.
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
 
-from worker.discovery.clock import redis_now_ms
 from worker.discovery.keys import DiscoveryKeys
 
 __all__ = ["BODY_CLIP", "LIST_MAX", "OpsLog"]
@@ -29,14 +29,21 @@ BODY_CLIP = 500
 
 
 class OpsLog:
-    """Capped operator lists and counters under ``<prefix>:disc:``."""
+    """Capped operator lists and counters under ``{<prefix>}:disc:``; ``clock`` (epoch s)
+    stamps each entry's ``at_ms``."""
 
     def __init__(
-        self, client: redis.Redis, keys: DiscoveryKeys, secrets: Iterable[str] = ()
+        self,
+        client: redis.Redis,
+        keys: DiscoveryKeys,
+        secrets: Iterable[str] = (),
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.keys = keys
         self.secrets = [s for s in secrets if s]
+        self.clock = clock
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -75,7 +82,7 @@ class OpsLog:
 
     def _push(self, key: str, entry: dict[str, Any]) -> None:
         try:
-            entry = {"at_ms": redis_now_ms(self.client), **entry}
+            entry = {"at_ms": int(self.clock() * 1000), **entry}
             pipe = self.client.pipeline(transaction=True)
             pipe.lpush(key, json.dumps(entry, ensure_ascii=False, default=str))
             pipe.ltrim(key, 0, LIST_MAX - 1)

@@ -1,30 +1,16 @@
 """The time poll: getVodListByTime from a watermark, in stages, resumable, one at a time.
 
-Each run lists, within the budget:
-
-1. ``head``: page 1 of the window ``[watermark - POLL_OVERLAP_S, now]``. The vendor's ``cnt``
-   says how many files the window holds; ``seen`` says how many of them we have listed before.
-   Equal (the usual case once things are quiet): nothing new anywhere in the window, and this
-   one call was the whole discovery cost of the run.
-2. ``fresh``: otherwise every page of ``[watermark, now]``, where new uploads are; but only once
-   that region is at least one typical transcode time old. New uploads are not final before
-   that, so listing them earlier would only mean listing them again later: the poll ends
-   ("deferred") and the watermark stays where it is, so nothing is skipped.
-3. ``rest``: if files are still unseen after that, they are late uploads inside the overlap:
-   pages 2.. of the whole window.
-4. ``follow``: non-final files whose re-list is due (and that this run has not listed yet), in
-   windows holding at most ``POLL_PAGE_MAX`` known files each, so most take one page.
-
-The stage, window and page are saved in ``poll:cursor`` before each call, so a poll that stops
-halfway (budget, vendor error, crash) resumes at the same page of the same stage. When the
-budget denies a call, the poll records its task id in ``poll:retry`` and is re-queued with the
-limiter's wait; polls sent by beat meanwhile see the marker and leave the work to it.
+The stages and the cursor are in :mod:`worker.discovery.poll_stages`; this module walks them:
+it takes the poll lock, saves the cursor before each call, hands every listed file to the
+settler, and moves the watermark when a run completes. When the budget denies a call, the poll
+records its task id in ``poll:retry`` and is re-queued with the limiter's wait; polls sent by
+beat meanwhile see the marker and leave the work to it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -32,66 +18,20 @@ import redis
 from redis.exceptions import LockError
 
 from worker.anyrtc.client import AnyRTCClient
-from worker.anyrtc.models import VodPage
-from worker.discovery.clock import redis_now_ms
 from worker.discovery.keys import DiscoveryKeys, file_key_id
 from worker.discovery.ops import OpsLog
+from worker.discovery.poll_stages import PollCursor, next_stage, plan_follow_windows
 from worker.discovery.record import Observation
 from worker.discovery.registry import FileRegistry
 from worker.discovery.settle import Settler
 from worker.errors import AnyRTCError, BudgetExhausted, RateLimited
 
-__all__ = ["PollCursor", "PollResult", "Poller", "plan_follow_windows"]
+__all__ = ["PollResult", "Poller"]
 
 log = logging.getLogger(__name__)
 
-# Upload windows of re-lists get this much slack each side (vendor ms rounding).
-_PAD_MS = 1000
 # ``seen`` keeps entries this long past the oldest window any poll can list.
 _SEEN_SLACK_MS = 3600 * 1000
-
-
-@dataclass(frozen=True)
-class PollCursor:
-    """A poll under way: its stage, windows and the next page (all times epoch ms)."""
-
-    stage: str  # head | fresh | rest | follow
-    beg_ms: int
-    end_ms: int
-    fresh_ms: int
-    page: int = 1
-    total: int = 0
-    follow: tuple[tuple[int, int], ...] | None = None
-    segment: int = 0
-    deferred: bool = False
-
-    def as_hash(self) -> dict[str, str]:
-        return {
-            "stage": self.stage,
-            "beg_ms": str(self.beg_ms),
-            "end_ms": str(self.end_ms),
-            "fresh_ms": str(self.fresh_ms),
-            "page": str(self.page),
-            "total": str(self.total),
-            "follow": json.dumps(self.follow) if self.follow is not None else "",
-            "segment": str(self.segment),
-            "deferred": "1" if self.deferred else "",
-        }
-
-    @classmethod
-    def from_hash(cls, data: dict[str, str]) -> PollCursor:
-        follow = json.loads(data["follow"]) if data.get("follow") else None
-        return cls(
-            stage=data["stage"],
-            beg_ms=int(data["beg_ms"]),
-            end_ms=int(data["end_ms"]),
-            fresh_ms=int(data["fresh_ms"]),
-            page=int(data["page"]),
-            total=int(data["total"]),
-            follow=tuple((int(b), int(e)) for b, e in follow) if follow is not None else None,
-            segment=int(data["segment"]),
-            deferred=bool(data.get("deferred")),
-        )
 
 
 @dataclass
@@ -105,29 +45,6 @@ class PollResult:
     error: AnyRTCError | None = None
     reason: str = ""
     stages: list[str] = field(default_factory=list)
-
-
-def plan_follow_windows(
-    uploads: list[int], count_between: Callable[[int, int], int], page_max: int
-) -> list[tuple[int, int]]:
-    """Group upload times into windows of at most ``page_max`` known files each.
-
-    ``count_between(beg, end)`` counts the known files with an upload time in ``[beg, end]``.
-    A window only grows while it stays within one page; a lone crowded instant still gets its
-    own window (it then takes more than one page).
-    """
-    windows: list[tuple[int, int]] = []
-    for upload in sorted(uploads):
-        if windows:
-            beg, end = windows[-1]
-            if upload <= end:
-                continue
-            if count_between(beg, upload + _PAD_MS) <= page_max:
-                windows[-1] = (beg, upload + _PAD_MS)
-                continue
-        start = upload - _PAD_MS if not windows else max(upload - _PAD_MS, windows[-1][1] + 1)
-        windows.append((start, upload + _PAD_MS))
-    return windows
 
 
 class Poller:
@@ -149,6 +66,7 @@ class Poller:
         lock_ttl_s: float,
         max_pages_per_run: int,
         retry_marker_slack_s: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -163,6 +81,7 @@ class Poller:
         self.lock_ttl_s = lock_ttl_s
         self.max_pages_per_run = max_pages_per_run
         self.retry_marker_slack_s = retry_marker_slack_s
+        self.clock = clock
 
     def run(self, task_id: str) -> PollResult:
         """One poll run on behalf of task ``task_id``."""
@@ -190,7 +109,7 @@ class Poller:
         return PollCursor.from_hash(data) if data else None
 
     def _new_cursor(self) -> PollCursor:
-        now = redis_now_ms(self.client)
+        now = int(self.clock() * 1000)
         watermark = self.client.get(self.keys.poll_watermark)
         # The first poll ever looks back one overlap; all of it is "fresh" then.
         fresh = max(0, int(watermark) if watermark else now - self.overlap_ms)
@@ -212,9 +131,9 @@ class Poller:
             if cursor.stage == "follow" and cursor.follow is None:
                 cursor = replace(cursor, follow=self._plan_follow(cursor.end_ms, listed))
             self._save(cursor)
-            window = self._window(cursor)
+            window = cursor.window()
             if window is None:
-                cursor = self._next_stage(cursor, None)
+                cursor = next_stage(cursor, None, self.registry)
                 continue
             try:
                 page = self.vendor.list_by_time(window[0], window[1], cursor.page, self.page_max)
@@ -223,13 +142,13 @@ class Poller:
             result.pages += 1
             result.stages.append(cursor.stage)
             self.ops.incr("calls_poll")
-            seen_ms = redis_now_ms(self.client)
+            seen_ms = int(self.clock() * 1000)
             for file in page.files:
                 result.files += 1
                 listed.add(file_key_id(file.identity))
                 self._sighted(Observation.from_vod(file, "poll", seen_ms))
             lock.reacquire()
-            cursor = self._next_stage(cursor, page)
+            cursor = next_stage(cursor, page, self.registry)
             if cursor.stage != "done" and result.pages >= self.max_pages_per_run:
                 self._save(cursor)
                 self._queue_retry(task_id, 0.0)
@@ -246,45 +165,6 @@ class Poller:
         oldest = cursor.end_ms - self.overlap_ms - self.expected_transcode_ms - _SEEN_SLACK_MS
         self.registry.forget_seen_before(oldest)
         return result
-
-    @staticmethod
-    def _window(cursor: PollCursor) -> tuple[int, int] | None:
-        """The upload window the cursor's next call lists (None: this stage has nothing)."""
-        if cursor.stage in ("head", "rest"):
-            return cursor.beg_ms, cursor.end_ms
-        if cursor.stage == "fresh":
-            return cursor.fresh_ms, cursor.end_ms
-        if cursor.follow is None or cursor.segment >= len(cursor.follow):
-            return None
-        return cursor.follow[cursor.segment]
-
-    def _next_stage(self, cursor: PollCursor, page: VodPage | None) -> PollCursor:
-        more = page is not None and page.has_more and bool(page.files)
-        if cursor.stage == "head":
-            assert page is not None
-            total = page.total
-            if not more or self._all_seen(cursor, total):
-                return replace(cursor, stage="follow", page=1, total=total)
-            if cursor.fresh_ms <= cursor.beg_ms:
-                return replace(cursor, stage="rest", page=2, total=total)
-            if cursor.end_ms - cursor.fresh_ms < self.registry.typical_transcode_ms():
-                return replace(cursor, stage="follow", page=1, total=total, deferred=True)
-            return replace(cursor, stage="fresh", page=1, total=total)
-        if more:
-            return replace(cursor, page=cursor.page + 1)
-        if cursor.stage == "fresh":
-            if self._all_seen(cursor, cursor.total):
-                return replace(cursor, stage="follow", page=1)
-            return replace(cursor, stage="rest", page=2)
-        if cursor.stage == "rest":
-            return replace(cursor, stage="follow", page=1)
-        # follow: next window, or done.
-        if cursor.follow is None or cursor.segment + 1 >= len(cursor.follow) or page is None:
-            return replace(cursor, stage="done")
-        return replace(cursor, segment=cursor.segment + 1, page=1)
-
-    def _all_seen(self, cursor: PollCursor, total: int) -> bool:
-        return self.registry.seen_between(cursor.beg_ms, cursor.end_ms) >= total
 
     def _plan_follow(self, now_ms: int, listed: set[str]) -> tuple[tuple[int, int], ...]:
         due = [fid for fid in self.registry.due_follow(now_ms) if fid not in listed]

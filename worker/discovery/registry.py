@@ -44,7 +44,7 @@ class Sighting:
 
 
 class FileRegistry:
-    """Reads and writes file records under ``<prefix>:disc:file:<fid>``."""
+    """Reads and writes file records under ``{<prefix>}:disc:file:<fid>``."""
 
     def __init__(
         self,

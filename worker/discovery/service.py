@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -12,14 +14,11 @@ from pydantic import ValidationError
 from config.settings import Settings
 from schedules.recording_log import RecordingLog
 from worker.anyrtc.models import CallbackPayload
-from worker.discovery.clock import redis_now_ms
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import FanOut, Outbox, Publisher
-from worker.discovery.gate import LOOKUP_RESERVE, gated_client
 from worker.discovery.keys import DiscoveryKeys
-from worker.discovery.limiter import SlidingWindowLimiter
-from worker.discovery.lookup_runner import LookupRunner
-from worker.discovery.lookups import RoomLookups
+from worker.discovery.limiter import LOOKUP_RESERVE, SlidingWindowLimiter, gated_client
+from worker.discovery.lookups import LookupRunner, RoomLookups
 from worker.discovery.ops import OpsLog
 from worker.discovery.poller import Poller
 from worker.discovery.record import Observation
@@ -42,7 +41,12 @@ def callback_summary(payload: dict[str, Any]) -> str:
 
 
 class Discovery:
-    """Every discovery component of this process, configured from ``settings``."""
+    """Every discovery component of this process, configured from ``settings``.
+
+    ``clock`` (epoch seconds) is the one time source of every component: sightings, claims,
+    leases, deadlines, poll windows and log stamps. Only the limiter keeps Redis server time
+    (see :mod:`worker.discovery.limiter`).
+    """
 
     def __init__(
         self,
@@ -51,14 +55,16 @@ class Discovery:
         *,
         client: redis.Redis | None = None,
         publisher: Publisher | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.client = client or get_redis(settings.redis_url)
         self.keys = DiscoveryKeys(settings.redis_key_prefix)
         secrets = [settings.anyrtc_vod_token.get_secret_value()]
         if settings.callback_token is not None:
             secrets.append(settings.callback_token.get_secret_value())
-        self.ops = OpsLog(self.client, self.keys, secrets)
+        self.ops = OpsLog(self.client, self.keys, secrets, clock=clock)
         self.limiter = SlidingWindowLimiter.from_settings(settings, self.client)
         self.poll_vendor = gated_client(settings, self.limiter)
         self.lookup_vendor = gated_client(settings, self.limiter, reserve=LOOKUP_RESERVE)
@@ -72,7 +78,7 @@ class Discovery:
         )
         self.correlator = Correlator(RecordingLog(self.client, settings.redis_key_prefix))
         self.publisher = publisher or Publisher.from_settings(settings)
-        self.outbox = Outbox(self.client, self.keys)
+        self.outbox = Outbox(self.client, self.keys, clock=clock)
         self.fanout = FanOut(self.outbox, self.publisher)
         self.lookups = RoomLookups(self.client, self.keys, ttl_s=settings.expected_transcode_s)
         self.settler = Settler(
@@ -86,6 +92,7 @@ class Discovery:
             enqueue,
             grace_ms=poll_every_ms,
             lookup_deadline_ms=expected_ms,
+            clock=clock,
         )
         self.poller = Poller(
             self.client,
@@ -101,9 +108,9 @@ class Discovery:
             lock_ttl_s=4 * settings.anyrtc_http_timeout_s + 10,
             max_pages_per_run=MAX_PAGES_PER_RUN,
             retry_marker_slack_s=max(5.0, settings.poll_every_s),
+            clock=clock,
         )
         self.runner = LookupRunner(
-            self.client,
             self.lookup_vendor,
             self.registry,
             self.settler,
@@ -112,6 +119,7 @@ class Discovery:
             enqueue,
             page_max=settings.poll_page_max,
             window_s=self.limiter.window_s,
+            clock=clock,
         )
         self.sweeper = Sweeper(
             self.client,
@@ -126,6 +134,7 @@ class Discovery:
             enqueue,
             await_lease_ms=max(poll_every_ms, 1000),
             check_every_ms=max(expected_ms, math.ceil(self.limiter.window_s * 1000)),
+            clock=clock,
         )
 
     def callback(self, payload: dict[str, Any]) -> str:
@@ -140,5 +149,5 @@ class Discovery:
             self.ops.error("callback-task", f"invalid callback payload: {errors}")
             return "invalid"
         self.ops.incr("callback_accepted")
-        obs = Observation.from_callback(parsed, redis_now_ms(self.client))
+        obs = Observation.from_callback(parsed, int(self.clock() * 1000))
         return self.settler.sighted(obs)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from worker.discovery.clock import redis_now_ms
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import FanOut
 from worker.discovery.keys import DiscoveryKeys
@@ -56,6 +56,7 @@ class Settler:
         *,
         grace_ms: int,
         lookup_deadline_ms: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -67,6 +68,7 @@ class Settler:
         self.enqueue = enqueue
         self.grace_ms = grace_ms
         self.lookup_deadline_ms = lookup_deadline_ms
+        self.clock = clock
 
     def sighted(self, obs: Observation) -> str:
         """Record a sighting and act on it; returns what happened (for logs and tests)."""
@@ -87,7 +89,7 @@ class Settler:
         """Deliver a final file now, or arrange to deliver it once its room is settled.
 
         ``give_up``: deliver with whatever is known (the wait for a room is over).
-        ``now_ms``: Redis time of the sighting that led here (saves asking again).
+        ``now_ms``: when the sighting that led here was made (default: the clock, now).
         """
         if self.client.exists(self.keys.outbox(fid)):
             self._stop_waiting(fid)
@@ -102,7 +104,7 @@ class Settler:
                 record,
                 message_id=fid,
                 source=source,
-                discovered_at_ms=now_ms or redis_now_ms(self.client),
+                discovered_at_ms=now_ms or self._now_ms(),
                 room_id=correlation.room_id,
                 booking_ids=correlation.booking_ids,
             )
@@ -113,7 +115,7 @@ class Settler:
                 if body["room_id"] is None:
                     self.ops.incr("delivered_without_room")
             return "delivered" if won else "duplicate"
-        now = now_ms or redis_now_ms(self.client)
+        now = now_ms or self._now_ms()
         if correlation.kind == "ambiguous":
             self._request_lookups(fid, record, remaining)
             self.client.zadd(self.keys.awaiting, {fid: now + self.lookup_deadline_ms}, nx=True)
@@ -142,3 +144,6 @@ class Settler:
 
     def _stop_waiting(self, fid: str) -> None:
         self.client.zrem(self.keys.awaiting, fid)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)

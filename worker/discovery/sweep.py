@@ -16,11 +16,12 @@ Every schedule is read with ``lease_due.lua``, so two sweeps at once never take 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
 
-from worker.discovery.clock import redis_now_ms
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import Outbox, Publisher
 from worker.discovery.keys import DiscoveryKeys
@@ -67,6 +68,7 @@ class Sweeper:
         *,
         await_lease_ms: int,
         check_every_ms: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -80,6 +82,7 @@ class Sweeper:
         self.enqueue = enqueue
         self.await_lease_ms = await_lease_ms
         self.check_every_ms = check_every_ms
+        self.clock = clock
         self._lease = scripts_for(client, "worker.discovery.lua").lease_due
 
     def run(self) -> SweepResult:
@@ -87,7 +90,7 @@ class Sweeper:
         for fid in self.outbox.due(_BATCH):
             self.enqueue("discovery.publish", [fid], 0.0)
             result.republished.append(fid)
-        for fid in self._due(self.keys.awaiting, self.await_lease_ms):
+        for fid in self._due(self.keys.awaiting, self.await_lease_ms, self._now_ms()):
             if self._deliver_overdue_wait(fid):
                 result.delivered.append(fid)
         self._checks(result)
@@ -98,8 +101,8 @@ class Sweeper:
             log.warning("downstream housekeeping failed: %s", exc)
         return result
 
-    def _due(self, key: str, lease_ms: int) -> list[str]:
-        return [str(m) for m in self._lease(keys=[key], args=[lease_ms, _BATCH])]
+    def _due(self, key: str, lease_ms: int, now_ms: int) -> list[str]:
+        return [str(m) for m in self._lease(keys=[key], args=[now_ms, lease_ms, _BATCH])]
 
     def _deliver_overdue_wait(self, fid: str) -> bool:
         record = self.registry.get(fid)
@@ -110,9 +113,9 @@ class Sweeper:
         return outcome == "delivered"
 
     def _checks(self, result: SweepResult) -> None:
-        now = redis_now_ms(self.client)
+        now = self._now_ms()
         relist: list[int] = []
-        for fid in self._due(self.keys.checks, self.check_every_ms):
+        for fid in self._due(self.keys.checks, self.check_every_ms, now):
             record = self.registry.get(fid)
             if not record or is_final(record):
                 self.registry.stop_following(fid)
@@ -145,3 +148,6 @@ class Sweeper:
                 "discovery.relist", [min(relist) - LOOKUP_PAD_MS, max(relist) + LOOKUP_PAD_MS], 0.0
             )
             result.relisted = len(relist)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)

@@ -9,3 +9,15 @@ local function hgetall(key)
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
   return t
 end
+
+-- discovery helpers
+
+-- ARGV "now" of a discovery script as whole epoch milliseconds. A missing or non-numeric value
+-- is an error reply: a caller that forgot it must not schedule against time 0.
+local function now_ms(arg)
+  local ms = tonumber(arg)
+  if ms == nil then
+    error({err = 'ERR now_ms must be epoch milliseconds, got ' .. tostring(arg)})
+  end
+  return math.floor(ms)
+end

@@ -2,7 +2,7 @@
 
 Answers are the vendor's shape, ``{"code": 0, "success": true, "message": ...}``; a refusal has
 ``success: false``, a non-zero ``code`` equal to the HTTP status, and a message naming the
-problem. Every refusal is also recorded in ``<prefix>:disc:rejects`` (reason, status, clipped
+problem. Every refusal is also recorded in ``{<prefix>}:disc:rejects`` (reason, status, clipped
 body) and logged; neither ever holds the callback token (the query string is never logged).
 """
 

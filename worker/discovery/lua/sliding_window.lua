@@ -1,4 +1,6 @@
--- Sliding-log query budget: at most LIMIT calls in any WINDOW_MS, per app id, on Redis TIME.
+-- Sliding-log query budget: at most LIMIT calls in any WINDOW_MS, per app id, on Redis TIME
+-- (not an ARGV "now" like the other discovery scripts: one clock for every process and host that
+-- shares the vendor's budget, so a host with a skewed clock cannot overspend it).
 --
 -- KEYS[1]  the budget log (ZSET). Members are "i:<token>" for a call in flight, scored with the
 --          admission time, and "d:<token>" for a finished call, scored with the time it finished.
