@@ -170,7 +170,9 @@ if outcome == 'ok' or outcome == 'already' then
       end
     end
     for _, id in ipairs(redis.call('SMEMBERS', K_RREL)) do
-      if bget(id, 'state') == 'stopping' then redis.call('HSET', given[id].booking, 'recorded', '1') end
+      if bget(id, 'state') == 'stopping' then
+        redis.call('HSET', given[id].booking, 'recorded', '1')
+      end
     end
   else
     clear_op('idle')
