@@ -5,7 +5,8 @@ An entry is a JSON object kept in ``lc:dl:entries`` (id -> JSON) and indexed by 
 ``recordings.schedule``), ``kwargs`` (its keyword arguments), ``error`` (error class or kind),
 ``code`` and ``message`` (the vendor's, for vendor failures), ``booking_id``, ``room_id``,
 ``replayed_at`` and ``replay`` (what the last replay gave). The Lua scripts that fail a booking
-write entries of the same shape (see ``lua/finish_call.lua``), so there is one store.
+write entries of the same shape (``dead_letter`` in ``worker/lua/lib.lua``), so there is one
+store.
 
 Nothing secret goes in: kwargs are booking fields, messages are vendor replies (no vod token is
 ever part of a start/stop call).

@@ -1,47 +1,67 @@
-"""Every Redis key name of the recording lifecycle, in one place.
+"""Every Redis key name of the recording lifecycle and its recording log, in one place.
 
-All keys live under ``<REDIS_KEY_PREFIX>:lc:`` (``lc`` = lifecycle). Each kind of per-id key has
-its own namespace word, so no booking or room id (ids may contain ``:``) can make one key look
-like another:
+Every key lives under the deployment's hash tag, ``{<REDIS_KEY_PREFIX>}`` (:func:`hash_tag`), as
+``limits`` names its keys: Redis Cluster hashes only the text between the first ``{`` and ``}``,
+so every key of one deployment is in one slot and a script may touch any of them. The lifecycle's
+keys are under ``{<prefix>}:lc:`` (``lc`` = lifecycle), the recording log's under
+``{<prefix>}:reclog:``. Each kind of per-id key has its own namespace word, so no booking, room or
+session id (ids may contain ``:``) can make one key look like another:
 
-============================  ======  =========================================================
-key                           type    content
-============================  ======  =========================================================
-``lc:due``                    zset    pending actions, scored by due time (epoch s)
-``lc:inflight``               zset    claimed actions, scored by lease deadline (epoch s)
-``lc:booking:<booking_id>``   hash    one booking: window, params, state, next action
-``lc:bhist:<booking_id>``     list    the booking's history (JSON entries, oldest first)
-``lc:room:<room_id>``         hash    one room: state, current vendor operation, call guard
-``lc:rhold:<room_id>``        set     bookings holding the room's recording
-``lc:rrel:<room_id>``         set     bookings released and waiting for the room's stop
-``lc:rhist:<room_id>``        list    the room's history (expires 30 days after its last entry)
-``lc:active``                 zset    bookings holding a room, scored by their stop due time
-``lc:rooms``                  zset    rooms recording, scored by the time recording started
-``lc:dl:seq``                 string  dead-letter id counter
-``lc:dl:entries``             hash    dead-letter id -> JSON entry
-``lc:dl:index``               zset    dead-letter ids scored by creation time
-============================  ======  =========================================================
+================================  ======  =====================================================
+key (after ``{<prefix>}:``)       type    content
+================================  ======  =====================================================
+``lc:due``                        zset    pending actions, scored by due time (epoch s)
+``lc:inflight``                   zset    claimed actions, scored by lease deadline (epoch s)
+``lc:booking:<booking_id>``       hash    one booking: window, params, state, next action
+``lc:bhist:<booking_id>``         list    the booking's history (JSON entries, oldest first)
+``lc:room:<room_id>``             hash    one room: state, current vendor operation, call guard
+``lc:rhold:<room_id>``            set     bookings holding the room's recording
+``lc:rrel:<room_id>``             set     bookings released and waiting for the room's stop
+``lc:rhist:<room_id>``            list    the room's history (expires 30 days after its last
+                                          entry)
+``lc:active``                     zset    bookings holding a room, scored by their stop due time
+``lc:rooms``                      zset    rooms recording, scored by the time recording started
+``lc:dl:seq``                     string  dead-letter id counter
+``lc:dl:entries``                 hash    dead-letter id -> JSON entry
+``lc:dl:index``                   zset    dead-letter ids scored by creation time
+``reclog:s:<session_id>``         hash    one vendor recording: room_id, started_at, stopped_at
+                                          ("" while recording), booking_ids (JSON list),
+                                          user_data
+``reclog:by_start``               zset    session ids scored by started_at (epoch s)
+``reclog:room:<room_id>``         zset    the room's session ids scored by started_at
+``reclog:open:<room_id>``         string  the session id of the room's running recording
+================================  ======  =====================================================
 
 Action ids (the members of ``due``/``inflight`` and the Celery task ids):
 ``start:<booking_id>:<seq>`` and ``stop:<booking_id>:<seq>`` act on one booking;
 ``op:<room_id>:<seq>`` is a vendor operation (start or stop call) on one room. ``seq`` never
 repeats for one booking or room, so a stale copy of an action can always be told from the
-current one.
+current one. A session id is ``<room_id>:<started_at ms>``.
 
-The Lua scripts receive the fixed keys through KEYS. Per-booking keys of *other* bookings (the
-holders of a room, known only inside the script) are derived from
-:attr:`LifecycleKeys.booking_prefix` and :attr:`LifecycleKeys.bhist_prefix`, passed in ARGV.
-That ties the design to one Redis instance (not Redis Cluster), which is what the product runs
-on.
+No Lua script builds a key name: every key a script touches is passed in KEYS. Where which keys
+are needed is only known from Redis (a booking's room, a room's holders, a room's open session),
+the Python side reads it first and the script checks it still holds (see ``schedules/store.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["NAMESPACE", "ActionRef", "LifecycleKeys", "format_action", "parse_action"]
+from worker.redis import hash_tag
+
+__all__ = [
+    "NAMESPACE",
+    "RECLOG_NAMESPACE",
+    "ActionRef",
+    "LifecycleKeys",
+    "RecordingLogKeys",
+    "format_action",
+    "hash_tag",
+    "parse_action",
+]
 
 NAMESPACE = "lc"
+RECLOG_NAMESPACE = "reclog"
 ACTION_KINDS = ("start", "stop", "op")
 
 
@@ -53,7 +73,7 @@ class LifecycleKeys:
 
     @property
     def base(self) -> str:
-        return f"{self.prefix}:{NAMESPACE}:"
+        return f"{hash_tag(self.prefix)}:{NAMESPACE}:"
 
     @property
     def due(self) -> str:
@@ -83,19 +103,11 @@ class LifecycleKeys:
     def dl_index(self) -> str:
         return self.base + "dl:index"
 
-    @property
-    def booking_prefix(self) -> str:
-        return self.base + "booking:"
-
-    @property
-    def bhist_prefix(self) -> str:
-        return self.base + "bhist:"
-
     def booking(self, booking_id: str) -> str:
-        return self.booking_prefix + booking_id
+        return self.base + "booking:" + booking_id
 
     def bhist(self, booking_id: str) -> str:
-        return self.bhist_prefix + booking_id
+        return self.base + "bhist:" + booking_id
 
     def room(self, room_id: str) -> str:
         return self.base + "room:" + room_id
@@ -112,6 +124,30 @@ class LifecycleKeys:
     def pattern(self) -> str:
         """A SCAN pattern matching every lifecycle key of this prefix."""
         return self.base + "*"
+
+
+@dataclass(frozen=True)
+class RecordingLogKeys:
+    """Key names of the recording log (``schedules/recording_log.py``) under one prefix."""
+
+    prefix: str
+
+    @property
+    def base(self) -> str:
+        return f"{hash_tag(self.prefix)}:{RECLOG_NAMESPACE}:"
+
+    @property
+    def by_start(self) -> str:
+        return self.base + "by_start"
+
+    def session(self, session_id: str) -> str:
+        return self.base + "s:" + session_id
+
+    def room(self, room_id: str) -> str:
+        return self.base + "room:" + room_id
+
+    def open(self, room_id: str) -> str:
+        return self.base + "open:" + room_id
 
 
 @dataclass(frozen=True)

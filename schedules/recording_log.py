@@ -3,12 +3,11 @@
 Lifecycle writes it when the vendor confirms a start or a stop; discovery reads it to tie a
 time-listed file (which carries no room) to the room and bookings it came from.
 
-Keys (under the configured prefix):
-- ``reclog:s:<session_id>`` hash: room_id, started_at, stopped_at ("" while recording),
-  booking_ids (JSON list), user_data.
-- ``reclog:by_start`` zset: session_id scored by started_at (epoch seconds).
-- ``reclog:room:<room_id>`` zset: the room's session ids scored by started_at.
-- ``reclog:open:<room_id>`` string: the session id of the room's running recording.
+Its keys (``{<prefix>}:reclog:...``) are named in ``schedules/keys.py``
+(:class:`~schedules.keys.RecordingLogKeys`). Writes that depend on the room's open session
+(``stopped``, ``add_bookings``) read the open session id first and pass its key; the script
+answers ``moved`` if another session is open by then, and the call is made again (see
+``schedules/store.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from schedules.keys import RecordingLogKeys
+from schedules.store import MOVED, MOVED_TRIES, KeysMoved
 from worker.redis import scripts_for
 
 __all__ = ["RecordingLog", "RecordingSession"]
@@ -52,12 +53,11 @@ class RecordingLog:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.r = client
         self.prefix = prefix
+        self.keys = RecordingLogKeys(prefix)
         scripts = scripts_for(client, "schedules.lua")
         self._log_start = scripts.log_start
         self._log_stop = scripts.log_stop
-
-    def _key(self, *parts: str) -> str:
-        return ":".join((self.prefix, "reclog", *parts))
+        self._add_bookings = scripts.add_bookings
 
     def started(
         self,
@@ -72,15 +72,10 @@ class RecordingLog:
         (returns the open session's id). One round trip (``log_start.lua``). With ``guard``,
         nothing is written and None returned unless the guard holds."""
         session_id = f"{room_id}:{int(started_at * 1000)}"
-        guard_key, field_name, value = guard or (self._key("open", room_id), "", "")
+        k = self.keys
+        guard_key, field_name, value = guard or (k.open(room_id), "", "")
         reply = self._log_start(
-            keys=[
-                self._key("open", room_id),
-                self._key("s", session_id),
-                self._key("by_start"),
-                self._key("room", room_id),
-                guard_key,
-            ],
+            keys=[k.open(room_id), k.session(session_id), k.by_start, k.room(room_id), guard_key],
             args=[
                 session_id,
                 room_id,
@@ -95,34 +90,48 @@ class RecordingLog:
         return str(reply[1]) if int(reply[0]) == 1 else None
 
     def add_bookings(self, room_id: str, booking_ids: Iterable[str]) -> None:
-        """Record more bookings sharing the room's running recording."""
-        session_id = self.r.get(self._key("open", room_id))
-        if not session_id:
+        """Record more bookings sharing the room's running recording (nothing when none runs).
+        Atomic (``add_bookings.lua``): bookings added at once to one session all stay in it."""
+        ids = sorted(set(booking_ids))
+        if not ids:
             return
-        session_key = self._key("s", str(session_id))
-        current = json.loads(self.r.hget(session_key, "booking_ids") or "[]")
-        merged = sorted(set(current) | set(booking_ids))
-        self.r.hset(session_key, "booking_ids", json.dumps(merged))
+        open_key = self.keys.open(room_id)
+        for _ in range(MOVED_TRIES):
+            session_id = self.r.get(open_key)
+            if not session_id:
+                return
+            reply = self._add_bookings(
+                keys=[open_key, self.keys.session(str(session_id))], args=[session_id, *ids]
+            )
+            if reply[0] != MOVED:
+                return
+        raise KeysMoved(f"room {room_id}: its open recording session kept changing")
 
     def stopped(self, room_id: str, stopped_at: float, *, guard: Guard | None = None) -> str | None:
         """Close the room's running session; returns its id (None when none was open, or when
-        ``guard`` does not hold: then nothing is written). One round trip (``log_stop.lua``)."""
-        open_key = self._key("open", room_id)
+        ``guard`` does not hold: then nothing is written). Reads the open session id, then
+        closes it in one step (``log_stop.lua``)."""
+        open_key = self.keys.open(room_id)
         guard_key, field_name, value = guard or (open_key, "", "")
-        reply = self._log_stop(
-            keys=[open_key, guard_key],
-            args=[repr(stopped_at), self._key("s", ""), field_name, value],
-        )
-        return str(reply[1]) if int(reply[0]) == 1 and len(reply) > 1 else None
+        for _ in range(MOVED_TRIES):
+            session_id = str(self.r.get(open_key) or "")
+            session_keys = [self.keys.session(session_id)] if session_id else []
+            reply = self._log_stop(
+                keys=[open_key, guard_key, *session_keys],
+                args=[repr(stopped_at), session_id, field_name, value],
+            )
+            if reply[0] != MOVED:
+                return str(reply[1]) if int(reply[0]) == 1 and len(reply) > 1 else None
+        raise KeysMoved(f"room {room_id}: its open recording session kept changing")
 
     def get(self, session_id: str) -> RecordingSession | None:
-        return self._session(session_id, self.r.hgetall(self._key("s", session_id)))
+        return self._session(session_id, self.r.hgetall(self.keys.session(session_id)))
 
     def _get_many(self, session_ids: list[str]) -> list[RecordingSession]:
         """The sessions that still exist, in order, read in one round trip."""
         pipe = self.r.pipeline(transaction=False)
         for session_id in session_ids:
-            pipe.hgetall(self._key("s", session_id))
+            pipe.hgetall(self.keys.session(session_id))
         found = (
             self._session(i, data) for i, data in zip(session_ids, pipe.execute(), strict=True)
         )
@@ -146,12 +155,12 @@ class RecordingLog:
     ) -> list[RecordingSession]:
         """Sessions whose recording overlaps ``[start_s, end_s]`` (with ``slack_s`` each side)."""
         ids = self.r.zrangebyscore(
-            self._key("by_start"), start_s - MAX_SESSION_S - slack_s, end_s + slack_s
+            self.keys.by_start, start_s - MAX_SESSION_S - slack_s, end_s + slack_s
         )
         sessions = self._get_many([str(i) for i in ids])
         return [s for s in sessions if s.overlaps(start_s, end_s, slack_s)]
 
     def for_room(self, room_id: str) -> list[RecordingSession]:
         """Every logged session of ``room_id``, oldest first."""
-        ids = self.r.zrange(self._key("room", room_id), 0, -1)
+        ids = self.r.zrange(self.keys.room(room_id), 0, -1)
         return self._get_many([str(i) for i in ids])

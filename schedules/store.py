@@ -4,6 +4,15 @@ Every state change goes through one script call, so it is atomic. Every method t
 (epoch seconds from the caller's injected clock); no script reads Redis ``TIME``. All
 processes of a deployment therefore need synchronised clocks (NTP): a skew of d seconds moves an
 action by at most d and shortens or lengthens a lease by d.
+
+No script builds a key name: every key it touches comes in KEYS (so all of them can be checked
+to share the deployment's hash tag, one Redis Cluster slot). Some keys depend on what Redis holds
+(the room a booking is in, the bookings holding a room); for those the store reads what it needs
+first, passes the keys, and the script checks that what it finds is what it was given. If not
+(it changed in between), the script writes nothing and answers ``moved``, and the store reads
+again and calls again, at most :data:`MOVED_TRIES` times (a change between a read and the
+script's run takes another process's script in that instant; several in a row do not happen
+unless something is wrong). Atomicity is unchanged: each state change is still one script run.
 """
 
 from __future__ import annotations
@@ -20,16 +29,26 @@ from worker.redis import ScriptSet, scripts_for
 __all__ = [
     "DEFAULT_HISTORY_MAX",
     "DEFAULT_RETENTION_S",
+    "MOVED",
+    "MOVED_TRIES",
     "ActionResult",
     "CallGrant",
     "Claim",
     "EventResult",
+    "KeysMoved",
     "LifecycleStore",
     "Settlement",
 ]
 
 DEFAULT_RETENTION_S = 30 * 24 * 3600
 DEFAULT_HISTORY_MAX = 200
+MOVED_TRIES = 5
+MOVED = "moved"
+
+
+class KeysMoved(RuntimeError):
+    """A script answered ``moved`` :data:`MOVED_TRIES` times in a row: the keys read for it kept
+    changing before it ran."""
 
 
 def _num(value: float) -> str:
@@ -203,26 +222,30 @@ class LifecycleStore:
         if ref.is_room_op:
             raise ValueError(f"{action_id} is a room operation; use begin_call")
         k = self.keys
-        keys = [
-            k.booking(ref.subject),
-            k.bhist(ref.subject),
-            k.due,
-            k.inflight,
-            k.active,
-            k.dl_entries,
-            k.dl_index,
-            k.dl_seq,
-        ]
-        argv = [
-            action_id,
-            _num(now),
-            _num(lease_s),
-            token,
-            self.retention_s,
-            self.history_max,
-            k.base,
-        ]
-        raw = self.scripts.apply_action(keys=keys, args=argv)
+        booking_key = k.booking(ref.subject)
+        room_field = "room_id" if ref.kind == "start" else "held_room"
+        argv = [action_id, _num(now), _num(lease_s), token, self.retention_s, self.history_max]
+        for _ in range(MOVED_TRIES):
+            room_id = self.r.hget(booking_key, room_field) or ""
+            keys = [
+                booking_key,
+                k.bhist(ref.subject),
+                k.due,
+                k.inflight,
+                k.active,
+                k.dl_entries,
+                k.dl_index,
+                k.dl_seq,
+                k.room(room_id),
+                k.rhold(room_id),
+                k.rrel(room_id),
+                k.rhist(room_id),
+            ]
+            raw = self.scripts.apply_action(keys=keys, args=[*argv, room_id])
+            if raw[0] != MOVED:
+                break
+        else:
+            raise KeysMoved(f"{action_id}: the booking's room kept changing")
         verdict = raw[0]
         if verdict == "call":
             _, op_id, kind, params, attempt, uncertain = raw
@@ -295,17 +318,25 @@ class LifecycleStore:
             _num(retry_at if retry_at is not None else now),
             _num(lease_s),
             next_token,
-            k.booking_prefix,
-            k.bhist_prefix,
             self.retention_s,
             _num(stop_retry_s),
             self.history_max,
             grant.kind,
             json.dumps(grant.params or {}),
         ]
-        verdict, kind, bookings, next_op, next_kind, params, _ = self.scripts.finish_call(
-            keys=keys, args=argv
-        )
+        for _ in range(MOVED_TRIES):
+            pipe = self.r.pipeline(transaction=False)
+            pipe.smembers(k.rhold(room_id))
+            pipe.smembers(k.rrel(room_id))
+            holding, released = pipe.execute()
+            ids = sorted(set(holding) | set(released))
+            per_booking = [key for i in ids for key in (k.booking(i), k.bhist(i))]
+            raw = self.scripts.finish_call(keys=[*keys, *per_booking], args=[*argv, *ids])
+            if raw[0] != MOVED:
+                break
+        else:
+            raise KeysMoved(f"{grant.op_id}: the room's bookings kept changing")
+        verdict, kind, bookings, next_op, next_kind, params, _ = raw
         decoded = json.loads(bookings)
         next_grant = None
         if next_op:

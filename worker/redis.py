@@ -16,7 +16,15 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
-__all__ = ["LIBRARY", "ScriptSet", "get_redis", "redis_from_url", "script_source", "scripts_for"]
+__all__ = [
+    "LIBRARY",
+    "ScriptSet",
+    "get_redis",
+    "hash_tag",
+    "redis_from_url",
+    "script_source",
+    "scripts_for",
+]
 
 #: The helper library every script is prepended with: (package, file name).
 LIBRARY = ("worker.lua", "lib.lua")
@@ -41,6 +49,12 @@ def get_redis(url: str | None = None) -> redis.Redis:
 
         url = get_settings().redis_url
     return redis_from_url(url)
+
+
+def hash_tag(prefix: str) -> str:
+    """``{<prefix>}``: every key of the deployment under ``prefix`` starts with it, so the keys
+    one script touches share one Redis Cluster slot (the ``limits`` convention)."""
+    return "{" + prefix + "}"
 
 
 @lru_cache(maxsize=64)

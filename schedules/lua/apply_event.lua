@@ -29,30 +29,24 @@
 
 local mode, bid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local upd = ARGV[4]
-local retention, history_max = tonumber(ARGV[12]), tonumber(ARGV[13])
+local ctx = {now = now, retention = tonumber(ARGV[12]), history_max = tonumber(ARGV[13])}
 
-local flat = redis.call('HGETALL', KEYS[1])
-local b = {}
-for i = 1, #flat, 2 do b[flat[i]] = flat[i + 1] end
+local b = hgetall(KEYS[1])
 local exists = b.state ~= nil
 local state = b.state or ''
 local holding = state == 'starting' or state == 'recording'
 local seq = tonumber(b.seq or '0')
 
-local function note(entry)
-  entry.at = now
+local function event_note(entry)
   entry.event = mode
   entry.source = ARGV[14]
   if upd ~= '' then entry.updated_at = tonumber(upd) end
-  redis.call('RPUSH', KEYS[2], cjson.encode(entry))
-  redis.call('LTRIM', KEYS[2], -history_max, -1)
+  note(ctx, KEYS[2], entry)
 end
 
 local function keep(terminal)
   if terminal then
-    redis.call('ZREM', KEYS[5], bid)
-    redis.call('EXPIRE', KEYS[1], retention)
-    redis.call('EXPIRE', KEYS[2], retention)
+    retire_booking(ctx, KEYS[1], KEYS[2], KEYS[5], bid)
   else
     redis.call('PERSIST', KEYS[1])
     redis.call('PERSIST', KEYS[2])
@@ -82,7 +76,7 @@ local function reply(verdict, detail)
 end
 
 if upd ~= '' and (b.updated_at or '') ~= '' and tonumber(upd) < tonumber(b.updated_at) then
-  note({verdict = 'stale', applied_updated_at = tonumber(b.updated_at),
+  event_note({verdict = 'stale', applied_updated_at = tonumber(b.updated_at),
         detail = 'older than the event already applied; ignored'})
   return reply('stale', 'older than the event already applied')
 end
@@ -93,7 +87,8 @@ if mode == 'cancel' or mode == 'stop' then
     redis.call('HSET', KEYS[1], 'booking_id', bid, 'state', 'cancelled', 'seq', 0, 'next', '',
       'next_at', '', 'updated_at', upd, 'created_at', now, 'changed_at', now,
       'reason', mode .. ' received before any schedule')
-    note({verdict = 'applied', state = 'cancelled', detail = 'unknown booking; tombstone kept'})
+    event_note({verdict = 'applied', state = 'cancelled',
+      detail = 'unknown booking; tombstone kept'})
     keep(true)
     return reply('applied', 'unknown booking; tombstone kept')
   end
@@ -102,7 +97,7 @@ if mode == 'cancel' or mode == 'stop' then
     drop_next()
     redis.call('HSET', KEYS[1], 'state', 'cancelled', 'next', '', 'next_at', '', 'changed_at', now,
       'reason', mode .. ' before the window started')
-    note({verdict = 'applied', from = state, state = 'cancelled'})
+    event_note({verdict = 'applied', from = state, state = 'cancelled'})
     keep(true)
     return reply('applied', 'pending window dropped')
   elseif holding then
@@ -111,14 +106,14 @@ if mode == 'cancel' or mode == 'stop' then
     local ending = 'stop'
     if mode == 'cancel' then ending = 'cancel' end
     redis.call('HSET', KEYS[1], 'ending', ending, 'changed_at', now)
-    note({verdict = 'applied', state = state, next = id, detail = 'release due now'})
+    event_note({verdict = 'applied', state = state, next = id, detail = 'release due now'})
     return reply('applied', 'release due now')
   elseif state == 'stopping' then
     if mode == 'cancel' then redis.call('HSET', KEYS[1], 'final', 'cancelled') end
-    note({verdict = 'applied', state = state, detail = 'already stopping'})
+    event_note({verdict = 'applied', state = state, detail = 'already stopping'})
     return reply('applied', 'already stopping')
   end
-  note({verdict = 'ignored', state = state, detail = 'already ' .. state})
+  event_note({verdict = 'ignored', state = state, detail = 'already ' .. state})
   return reply('ignored', 'already ' .. state)
 end
 
@@ -127,14 +122,14 @@ local room = ARGV[5]
 local start_due, stop_due = tonumber(ARGV[8]), tonumber(ARGV[9])
 if mode == 'start' and holding then
   if upd ~= '' then redis.call('HSET', KEYS[1], 'updated_at', upd) end
-  note({verdict = 'unchanged', state = state, detail = 'already holding the room'})
+  event_note({verdict = 'unchanged', state = state, detail = 'already holding the room'})
   return reply('unchanged', 'already holding the room')
 end
 if exists and b.room_id == room and b.start_at == ARGV[6] and b.end_at == ARGV[7]
     and b.params == ARGV[10] and b.start_due == ARGV[8] and b.stop_due == ARGV[9]
     and (state == 'scheduled' or (holding and (b.ending or '') == '')) then
   if upd ~= '' then redis.call('HSET', KEYS[1], 'updated_at', upd) end
-  note({verdict = 'unchanged', state = state})
+  event_note({verdict = 'unchanged', state = state})
   return reply('unchanged', 'same window')
 end
 
@@ -164,7 +159,7 @@ else
   redis.call('HSET', KEYS[1], 'state', 'scheduled', 'ending', '', 'final', '', 'recorded', '')
   detail = 'start pending'
 end
-note({verdict = 'applied', from = state, state = redis.call('HGET', KEYS[1], 'state'),
+event_note({verdict = 'applied', from = state, state = redis.call('HGET', KEYS[1], 'state'),
       next = id, window = {tonumber(ARGV[6]), tonumber(ARGV[7])}, room_id = room,
       detail = detail})
 keep(false)

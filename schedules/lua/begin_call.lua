@@ -20,11 +20,9 @@
 --   {'call', kind, params_json, attempt, uncertain}   the caller owns this attempt
 
 local op_id, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local history_max, retention = tonumber(ARGV[5]), tonumber(ARGV[6])
+local ctx = {now = now, history_max = tonumber(ARGV[5]), retention = tonumber(ARGV[6])}
 
-local flat = redis.call('HGETALL', KEYS[1])
-local r = {}
-for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+local r = hgetall(KEYS[1])
 
 if (r.op_id or '') ~= op_id then
   redis.call('ZREM', KEYS[3], op_id)
@@ -37,11 +35,8 @@ if open and tonumber(r.call_deadline) > now then return {'busy', r.call_deadline
 local uncertain = r.uncertain or '0'
 if open then
   uncertain = '1'
-  local entry = {at = now, event = 'lost', op = op_id, attempt = tonumber(r.attempts),
-    detail = 'no reply recorded within the lease (worker lost or call hung)'}
-  redis.call('RPUSH', KEYS[5], cjson.encode(entry))
-  redis.call('EXPIRE', KEYS[5], retention)
-  redis.call('LTRIM', KEYS[5], -history_max, -1)
+  room_note(ctx, KEYS[5], {event = 'lost', op = op_id, attempt = tonumber(r.attempts),
+    detail = 'no reply recorded within the lease (worker lost or call hung)'})
 end
 local params = r.rec_params or '{}'
 if r.op_kind == 'start' and redis.call('SCARD', KEYS[2]) == 0 then

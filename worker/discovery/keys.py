@@ -34,12 +34,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from worker.redis import hash_tag
+
 __all__ = ["DiscoveryKeys", "file_key_id", "hash_tag"]
-
-
-def hash_tag(prefix: str) -> str:
-    """``{<prefix>}``: the hash tag every key of the deployment under ``prefix`` starts with."""
-    return "{" + prefix + "}"
 
 
 def file_key_id(identity: str) -> str:
