@@ -21,7 +21,6 @@ from worker.anyrtc.models import RecordResult, VodPage
 from worker.anyrtc.namerule import NameRule
 from worker.anyrtc.signing import make_random, sign
 from worker.errors import (
-    AnyRTCError,
     BadRequest,
     ProtocolError,
     RateLimited,
@@ -336,8 +335,3 @@ class AnyRTCClient:
         if not isinstance(payload, dict):
             raise ProtocolError("bad_response", "answer is not a JSON object", endpoint=endpoint)
         return payload
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Whether ``error`` is a vendor failure worth trying again."""
-    return isinstance(error, AnyRTCError) and error.retryable
