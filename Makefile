@@ -1,10 +1,13 @@
-.PHONY: bootstrap test lint demo demo-quick simulator
+.PHONY: bootstrap test test-unit lint demo demo-quick simulator
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
 test: bootstrap
 	.venv/bin/python -m pytest -q
+
+test-unit: bootstrap
+	.venv/bin/python -m pytest -q tests/unit
 
 lint: bootstrap
 	.venv/bin/ruff check .

@@ -9,8 +9,6 @@ __all__ = [
     "BadSignature",
     "BadTimestamp",
     "BudgetExhausted",
-    "CallbackRejected",
-    "ConfigurationError",
     "InvalidBooking",
     "PermanentAnyRTCError",
     "ProtocolError",
@@ -33,16 +31,8 @@ class RecorderError(Exception):
     """Base of every error this product raises on purpose."""
 
 
-class ConfigurationError(RecorderError):
-    """A setting is missing or wrong in a way only an operator can fix."""
-
-
 class InvalidBooking(RecorderError):
     """A booking event is malformed; it is dead-lettered, never retried."""
-
-
-class CallbackRejected(RecorderError):
-    """A vendor callback body is malformed or unauthenticated."""
 
 
 class PublishFailed(RecorderError):

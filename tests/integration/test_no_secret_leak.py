@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import TEST_PREFIX
+from tests.support.run import TEST_PREFIX
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 

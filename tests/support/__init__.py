@@ -1,1 +1,2 @@
-"""Shared helpers for tests that run real Redis, HTTP servers and Celery workers."""
+"""Test helpers: the run's names and environment, Hypothesis profiles, strategies, and helpers for
+tests that run real Redis, HTTP servers and Celery workers."""

@@ -72,7 +72,7 @@ def test_callback_example_parses_verbatim() -> None:
     assert cb.file_size == 65322 and cb.duration == 20
     assert cb.start_time == datetime.fromtimestamp(1521608787, tz=UTC)
     assert cb.end_time == datetime.fromtimestamp(1521608807, tz=UTC)
-    assert cb.parsed_user_data["uNamer"] == "李席"
+    assert json.loads(cb.user_data)["uNamer"] == "李席"
     assert cb.identity == "http://www.anyrtc.io/yyy.mp4"
 
 

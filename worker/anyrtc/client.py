@@ -1,7 +1,8 @@
 """AnyRTCClient: start/stop recording and the two query endpoints, exactly as the vendor documents.
 
 Every query call goes through ``QueryGate.before_query`` first, so the global limiter sees each
-attempt (the one 282 retry included).
+attempt (the one 282 retry included). How a call travels, and how its transport failures become
+errors, is :mod:`worker.anyrtc.transport`.
 """
 
 from __future__ import annotations
@@ -14,23 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from pydantic import SecretStr, ValidationError
-from requests.adapters import HTTPAdapter
 
 from worker.anyrtc.gate import OpenGate, QueryGate
 from worker.anyrtc.models import RecordResult, VodPage
 from worker.anyrtc.namerule import NameRule
 from worker.anyrtc.signing import make_random, sign
-from worker.errors import (
-    AnyRTCError,
-    BadRequest,
-    ProtocolError,
-    RateLimited,
-    RecordCallFailed,
-    VendorHTTPError,
-    VendorTimeout,
-    VendorUnreachable,
-    error_for_code,
-)
+from worker.anyrtc.transport import clip, new_session, post_json
+from worker.errors import ProtocolError, RateLimited, RecordCallFailed, error_for_code
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -45,12 +36,6 @@ START = "startrecord"
 STOP = "stoprecord"
 DEFAULT_PAGE_MAX = 50
 MAX_PAGE_MAX = 100
-_MESSAGE_LIMIT = 300
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
 def _user_data_string(user_data: str | Mapping[str, Any] | None) -> str | None:
@@ -99,7 +84,7 @@ class AnyRTCClient:
         self.timeout_s = timeout_s
         self.query_gate: QueryGate = query_gate or OpenGate()
         self.clock = clock
-        self.session = session or self._new_session()
+        self.session = session or new_session()
 
     @classmethod
     def from_settings(
@@ -120,17 +105,6 @@ class AnyRTCClient:
             query_gate=query_gate,
             clock=clock,
         )
-
-    @staticmethod
-    def _new_session() -> requests.Session:
-        session = requests.Session()
-        # No proxy/netrc look-ups from the environment on every call: they cost CPU in a burst,
-        # and vendor calls must go where the settings say.
-        session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
 
     def __repr__(self) -> str:
         return f"AnyRTCClient(app_id={self.app_id!r}, vod_token=SecretStr('**********'))"
@@ -171,8 +145,13 @@ class AnyRTCClient:
         if not isinstance(room_id, str) or not room_id:
             raise ValueError("room_id must be a non-empty string")
         params = {"AppID": self.app_id, "ArRoomID": room_id, "Type": room_type or self.room_type}
-        payload = self._post(
-            f"{self.record_api_url}/{endpoint}", endpoint, params=params, json_body=body
+        payload = post_json(
+            self.session,
+            f"{self.record_api_url}/{endpoint}",
+            endpoint,
+            timeout_s=self.timeout_s,
+            params=params,
+            json_body=body,
         )
         try:
             result = RecordResult.model_validate(payload)
@@ -181,7 +160,7 @@ class AnyRTCClient:
                 "bad_response", "answer has no string 'result'", endpoint=endpoint
             ) from None
         if not result.ok:
-            raise RecordCallFailed(result.result, _clip(result.result), endpoint=endpoint)
+            raise RecordCallFailed(result.result, clip(result.result), endpoint=endpoint)
         return result
 
     # -- queries ------------------------------------------------------------------------------
@@ -223,7 +202,7 @@ class AnyRTCClient:
             page = VodPage.from_payload(payload, **paging)
         except (ValidationError, ValueError, TypeError) as exc:
             raise ProtocolError(
-                "bad_response", _clip(f"unreadable file list: {exc}"), endpoint=endpoint
+                "bad_response", clip(f"unreadable file list: {exc}"), endpoint=endpoint
             ) from None
         if page.invalid:
             log.warning(
@@ -231,7 +210,7 @@ class AnyRTCClient:
                 endpoint,
                 len(page.invalid),
                 "y" if len(page.invalid) == 1 else "ies",
-                _clip(" | ".join(page.invalid)),
+                clip(" | ".join(page.invalid)),
             )
         return page
 
@@ -250,7 +229,9 @@ class AnyRTCClient:
                 **fields,
             }
             try:
-                payload = self._post(url, endpoint, json_body=body)
+                payload = post_json(
+                    self.session, url, endpoint, timeout_s=self.timeout_s, json_body=body
+                )
             finally:
                 # The limiter frees a slot one window after the call *ended*: the latest moment
                 # the vendor can have counted it.
@@ -258,7 +239,7 @@ class AnyRTCClient:
             code = self._code(payload, endpoint)
             if code == 200:
                 return payload
-            message = _clip(str(payload.get("message", payload.get("msg", "")) or ""))
+            message = clip(str(payload.get("message", payload.get("msg", "")) or ""))
             if code == 282 and attempt == 1:
                 log.warning("anyRTC %s answered 282 (bad timestamp); retrying once", endpoint)
                 continue
@@ -279,65 +260,3 @@ class AnyRTCClient:
             raise ProtocolError(
                 "bad_response", f"answer has no integer 'code': {code!r}", endpoint=endpoint
             ) from None
-
-    # -- transport ----------------------------------------------------------------------------
-
-    def _post(
-        self,
-        url: str,
-        endpoint: str,
-        *,
-        params: dict[str, str] | None = None,
-        json_body: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        started = time.monotonic()
-        try:
-            response = self.session.post(
-                url,
-                params=params,
-                json=json_body if json_body is not None else {},
-                timeout=(self.timeout_s, self.timeout_s),
-            )
-        except requests.ConnectTimeout:
-            raise VendorUnreachable(
-                "connect_timeout", f"no connection within {self.timeout_s}s", endpoint=endpoint
-            ) from None
-        except requests.Timeout:
-            raise VendorTimeout(
-                "timeout", f"no answer within {self.timeout_s}s", endpoint=endpoint
-            ) from None
-        except requests.ConnectionError as exc:
-            raise VendorUnreachable(
-                "connection",
-                _clip(type(exc).__name__ + ": connection failed or dropped"),
-                endpoint=endpoint,
-            ) from None
-        except requests.RequestException as exc:
-            raise VendorUnreachable(
-                "transport", _clip(type(exc).__name__), endpoint=endpoint
-            ) from None
-        elapsed = time.monotonic() - started
-        log.debug("anyRTC %s -> HTTP %s in %.3fs", endpoint, response.status_code, elapsed)
-        status = response.status_code
-        if status >= 500:
-            raise VendorHTTPError(
-                status, f"HTTP {status} {response.reason or ''}".strip(), endpoint=endpoint
-            )
-        if status >= 400:
-            raise BadRequest(
-                status, f"HTTP {status} {response.reason or ''}".strip(), endpoint=endpoint
-            )
-        try:
-            payload = response.json()
-        except ValueError:
-            raise ProtocolError(
-                "bad_response", f"HTTP {status} answer is not JSON", endpoint=endpoint
-            ) from None
-        if not isinstance(payload, dict):
-            raise ProtocolError("bad_response", "answer is not a JSON object", endpoint=endpoint)
-        return payload
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Whether ``error`` is a vendor failure worth trying again."""
-    return isinstance(error, AnyRTCError) and error.retryable

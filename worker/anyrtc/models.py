@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -286,13 +285,3 @@ class CallbackPayload(BaseModel):
     @property
     def identity(self) -> str:
         return normalize_download_url(self.download_url)
-
-    @property
-    def parsed_user_data(self) -> Any:
-        """``userData`` decoded when it is JSON, else the string as given."""
-        if not self.user_data:
-            return self.user_data
-        try:
-            return json.loads(self.user_data)
-        except ValueError:
-            return self.user_data

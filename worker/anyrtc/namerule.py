@@ -31,7 +31,6 @@ class NameRule:
     """A validated NameRule; build it with :meth:`parse`."""
 
     rule: str
-    placeholders: tuple[str, ...]
 
     @classmethod
     def parse(cls, rule: str) -> NameRule:
@@ -39,7 +38,7 @@ class NameRule:
         problems = cls.problems(rule)
         if problems:
             raise ValueError(f"invalid NameRule {rule!r}: " + "; ".join(problems))
-        return cls(rule=rule, placeholders=tuple(_PLACEHOLDER.findall(rule)))
+        return cls(rule=rule)
 
     @staticmethod
     def problems(rule: object) -> list[str]:

@@ -26,10 +26,6 @@ class SlidingWindowBudget:
         window.append(now)
         return True
 
-    def used(self, key: str, now: float, period: float) -> int:
-        """How many admissions of ``key`` are inside the window ending at ``now``."""
-        return len(self._expire(key, now, period))
-
     def retry_after(self, key: str, now: float, limit: int, period: float) -> float:
         """Seconds from ``now`` until one more call would be admitted (0 if it would be now)."""
         window = self._expire(key, now, period)

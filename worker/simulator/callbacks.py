@@ -10,7 +10,8 @@ import time
 import urllib.error
 import urllib.request
 
-from worker.simulator.state import CallbackJob, SimulatorState
+from worker.simulator.filestore import CallbackJob
+from worker.simulator.state import SimulatorState
 
 __all__ = ["CallbackSender"]
 

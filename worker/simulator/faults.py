@@ -27,7 +27,6 @@ class FaultPlan:
     code: int | None = None
     result: str | None = None
     http_status: int | None = None
-    injected: bool = False
 
     @property
     def label(self) -> str:
@@ -100,14 +99,14 @@ def _matches(entry: dict[str, object], endpoint: str) -> bool:
 
 def _from_injection(entry: dict[str, object], hang_s: float) -> FaultPlan:
     if "code" in entry:
-        return FaultPlan("code", code=int(str(entry["code"])), injected=True)
+        return FaultPlan("code", code=int(str(entry["code"])))
     if "result" in entry:
-        return FaultPlan("result", result=str(entry["result"]), injected=True)
+        return FaultPlan("result", result=str(entry["result"]))
     if "http_status" in entry:
         status = int(str(entry["http_status"]))
-        return FaultPlan("http_status", http_status=status, injected=True)
+        return FaultPlan("http_status", http_status=status)
     plan = _plan_for(str(entry["fault"]), hang_s)
-    return FaultPlan(plan.kind, plan.hang_s, http_status=plan.http_status, injected=True)
+    return FaultPlan(plan.kind, plan.hang_s, http_status=plan.http_status)
 
 
 def _plan_for(kind: str, hang_s: float) -> FaultPlan:

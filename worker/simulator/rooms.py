@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
 from worker.anyrtc import results
+from worker.anyrtc.namerule import NameRule
 from worker.simulator.config import SimulatorConfig
 from worker.simulator.faults import FaultPlan
 from worker.simulator.responses import Outcome, html_outcome, json_outcome, plain_outcome
@@ -17,7 +19,7 @@ from worker.simulator.validation import (
     parse_start_body,
 )
 
-__all__ = ["Room", "apply_record_call", "ip_allowed", "record_fault_outcome"]
+__all__ = ["Room", "apply_record_call", "ip_allowed", "meeting_room", "record_fault_outcome"]
 
 
 @dataclass
@@ -74,6 +76,36 @@ def apply_record_call(
         path=options.path,
     )
     return results.OK, None
+
+
+def meeting_room(
+    cfg: SimulatorConfig,
+    room_id: str,
+    start: float,
+    end: float,
+    *,
+    user_data: str,
+    app_id: str | None,
+    name_rule: str | None,
+) -> Room:
+    """The room of a meeting the vendor recorded by itself; ValueError names what is wrong.
+
+    ``app_id`` defaults to the first configured app.
+    """
+    app = app_id if app_id is not None else next(iter(cfg.apps), "")
+    if app not in cfg.apps or app in cfg.deleted_apps:
+        raise ValueError(f"app_id {app!r} is not a live app")
+    if not isinstance(room_id, str) or not room_id:
+        raise ValueError("room_id must be a non-empty string")
+    if not isinstance(user_data, str):
+        raise ValueError("user_data must be a string")
+    if name_rule is not None:
+        problems = NameRule.problems(name_rule)
+        if problems:
+            raise ValueError("name_rule " + "; ".join(problems))
+    if not (math.isfinite(start) and math.isfinite(end)) or start > end:
+        raise ValueError("start and end must be finite and start must not be after end")
+    return Room(app, room_id, "Meet", start, user_data, name_rule, "")
 
 
 def record_fault_outcome(plan: FaultPlan) -> Outcome:

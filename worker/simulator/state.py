@@ -6,16 +6,12 @@ unit test) carries out, so the whole vendor logic runs under a fake clock.
 
 from __future__ import annotations
 
-import math
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from worker.anyrtc import results
-from worker.anyrtc.namerule import NameRule
 from worker.simulator.budget import SlidingWindowBudget
 from worker.simulator.config import (
     SimulatorConfig,
@@ -23,6 +19,7 @@ from worker.simulator.config import (
     public_config,
 )
 from worker.simulator.faults import FaultInjector, FaultPlan
+from worker.simulator.filestore import CallbackJob, FileStore
 from worker.simulator.journal import Journal, redact
 from worker.simulator.queries import (
     SUCCESS_MESSAGES,
@@ -33,14 +30,13 @@ from worker.simulator.queries import (
     query_outcome,
     query_verdict,
 )
-from worker.simulator.recordings import FileTiming, RecordedFile, create_files
 from worker.simulator.responses import (
     QUERY_MESSAGES,
     Outcome,
     json_outcome,
     query_envelope,
 )
-from worker.simulator.rooms import Room, apply_record_call, record_fault_outcome
+from worker.simulator.rooms import Room, apply_record_call, meeting_room, record_fault_outcome
 from worker.simulator.validation import (
     BadParameter,
     QueryRequest,
@@ -49,18 +45,6 @@ from worker.simulator.validation import (
 )
 
 __all__ = ["CallbackJob", "SimulatorState"]
-
-
-@dataclass(frozen=True)
-class CallbackJob:
-    """One file's callback, decided under the lock and sent outside it."""
-
-    url: str
-    body: dict[str, Any]
-    copies: int
-    fileid: str
-    generation: int
-    timeout_s: float
 
 
 class SimulatorState:
@@ -84,11 +68,9 @@ class SimulatorState:
         self._secrets = set(self._config.apps.values())
         self._budget = SlidingWindowBudget()
         self._faults = FaultInjector(self._config.seed)
-        self._files_rng = random.Random()
-        self._callbacks_rng = random.Random()
+        self._files = FileStore()
         self._reseed()
         self._rooms: dict[tuple[str, str], Room] = {}
-        self._files: dict[str, RecordedFile] = {}
         #: Bumped by :meth:`reset` so callbacks decided before it are not sent after it.
         self.generation = 0
 
@@ -139,10 +121,8 @@ class SimulatorState:
             return frozenset(self._secrets)
 
     def _reseed(self) -> None:
-        seed = self._config.seed
-        self._files_rng.seed(None if seed is None else f"files:{seed}")
-        self._callbacks_rng.seed(None if seed is None else f"callbacks:{seed}")
-        self._faults.reseed(seed)
+        self._files.reseed(self._config.seed)
+        self._faults.reseed(self._config.seed)
 
     # -- startrecord / stoprecord ----------------------------------------------------------
 
@@ -164,7 +144,7 @@ class SimulatorState:
                     cfg, self._rooms, endpoint, query, body, client_ip, now
                 )
                 if stopped is not None:
-                    self._add_files(stopped, now)
+                    self._files.add_recording(stopped, now, cfg, self.base_url)
                 outcome = json_outcome({"result": result})
                 verdict = "ok" if result == results.OK else f"result: {result}"
                 if plan is not None:
@@ -186,30 +166,6 @@ class SimulatorState:
                 http_status=None if outcome.drop else outcome.status,
             )
             return outcome
-
-    def _add_files(self, room: Room, end: float) -> list[RecordedFile]:
-        cfg = self._config
-        files = create_files(
-            self._files_rng,
-            app_id=room.app_id,
-            room_id=room.room_id,
-            start=room.since,
-            end=end,
-            user_data=room.user_data,
-            name_rule=room.name_rule,
-            path=room.path,
-            per_user_files=cfg.per_user_files,
-            timing=FileTiming(
-                upload_delay_s=cfg.upload_delay_s,
-                listing_lag_s=cfg.listing_lag_s,
-                transcode_delay_s=cfg.transcode_delay_s,
-                transcode_fail_rate=cfg.transcode_fail_rate,
-            ),
-            base_url=cfg.public_url or self.base_url,
-        )
-        for file in files:
-            self._files[file.fileid] = file
-        return files
 
     # -- query endpoints -----------------------------------------------------------------
 
@@ -237,9 +193,7 @@ class SimulatorState:
                 code, detail = forced_code(plan, code, detail)
             content = None
             if code == 200 and request is not None:
-                content = listing(
-                    self._files.values(), endpoint, request, now, cfg.response_variant
-                )
+                content = listing(self._files.all(), endpoint, request, now, cfg.response_variant)
                 message = SUCCESS_MESSAGES[endpoint]
             else:
                 message = QUERY_MESSAGES.get(code, f"error {code}")
@@ -276,22 +230,13 @@ class SimulatorState:
         """Files of a meeting the vendor recorded by itself (console auto-recording)."""
         with self._lock:
             cfg = self._config
-            app = app_id if app_id is not None else next(iter(cfg.apps), "")
-            if app not in cfg.apps or app in cfg.deleted_apps:
-                raise ValueError(f"app_id {app!r} is not a live app")
-            if not isinstance(room_id, str) or not room_id:
-                raise ValueError("room_id must be a non-empty string")
-            if not isinstance(user_data, str):
-                raise ValueError("user_data must be a string")
-            if name_rule is not None:
-                problems = NameRule.problems(name_rule)
-                if problems:
-                    raise ValueError("name_rule " + "; ".join(problems))
-            if not (math.isfinite(start) and math.isfinite(end)) or start > end:
-                raise ValueError("start and end must be finite and start must not be after end")
-            room = Room(app, room_id, "Meet", start, user_data, name_rule, "")
+            room = meeting_room(
+                cfg, room_id, start, end, user_data=user_data, app_id=app_id, name_rule=name_rule
+            )
             now = self.clock()
-            views = [f.admin_view(now) for f in self._add_files(room, end)]
+            views = [
+                f.admin_view(now) for f in self._files.add_recording(room, end, cfg, self.base_url)
+            ]
             return redact(views, self._secrets)
 
     def rooms(self) -> list[dict[str, Any]]:
@@ -303,7 +248,7 @@ class SimulatorState:
         """Every file with its current status, in creation order (tokens scrubbed)."""
         with self._lock:
             now = self.clock()
-            return redact([f.admin_view(now) for f in self._files.values()], self._secrets)
+            return redact([f.admin_view(now) for f in self._files.all()], self._secrets)
 
     def vod_available(self, fileid: str) -> bool:
         """Whether ``/vod/<fileid>.mp4`` can be downloaded now (the file has been uploaded)."""
@@ -316,43 +261,9 @@ class SimulatorState:
     def due_callbacks(self) -> list[CallbackJob]:
         """Callbacks to send now: files that reached status 2 and were not called back yet."""
         with self._lock:
-            now = self.clock()
-            cfg = self._config
-            jobs = []
-            due = [
-                f
-                for f in self._files.values()
-                if f.callback == "pending" and now >= f.upload_at and now >= f.final_at()
-            ]
-            for file in sorted(due, key=lambda f: (f.final_at(), f.fileid)):
-                if file.fails or cfg.callback_url is None:
-                    file.callback = "skipped"
-                    continue
-                if self._callbacks_rng.random() < cfg.callback_drop_rate:
-                    file.callback = "dropped"
-                    self.journal.add(
-                        time=now,
-                        endpoint="callback",
-                        client_ip=None,
-                        params=file.callback_body(),
-                        verdict="fault: drop",
-                        secrets=self._secrets,
-                        target=cfg.callback_url,
-                    )
-                    continue
-                copies = 2 if self._callbacks_rng.random() < cfg.callback_duplicate_rate else 1
-                file.callback = "sent"
-                jobs.append(
-                    CallbackJob(
-                        url=cfg.callback_url,
-                        body=file.callback_body(),
-                        copies=copies,
-                        fileid=file.fileid,
-                        generation=self.generation,
-                        timeout_s=cfg.callback_timeout_s,
-                    )
-                )
-            return jobs
+            return self._files.due_callbacks(
+                self._config, self.clock(), self.journal, self._secrets, self.generation
+            )
 
 
 def _body_for_journal(body: bytes) -> dict[str, Any]:
