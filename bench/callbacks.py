@@ -186,7 +186,7 @@ def bench_env(sim: Any, redis_url: str, prefix: str, token: str, **extra: str) -
 
 def cleanup(redis_url: str, prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    for pattern in (f"{prefix}*", f"_kombu.binding*.{prefix}*"):
+    for pattern in (f"*{prefix}*", f"_kombu.binding*.{prefix}*"):
         for key in client.scan_iter(match=pattern, count=1000):
             client.delete(key)
     client.close()

@@ -155,7 +155,7 @@ def delete_prefix(client: redis.Redis, prefix: str) -> int:
     deleted = 0
     # The naive scenario's app has no key prefix: kombu writes its exchange tables bare. This
     # database is the bench's own (--redis-db), so they go too.
-    for pattern in (f"{prefix}:*", "_kombu.binding*"):
+    for pattern in (f"*{prefix}*", "_kombu.binding*"):
         for key in client.scan_iter(match=pattern, count=1000):
             deleted += client.delete(key)
     return deleted

@@ -116,7 +116,7 @@ def main() -> None:
                 results = pool.map(hammer, jobs, chunksize=1)
             entries = sim.journal("getVodListByTime")
         finally:
-            for key in redis.scan_iter(match=f"{prefix}*"):
+            for key in redis.scan_iter(match=f"*{prefix}*"):
                 redis.delete(key)
 
     arrivals = sorted(e["time"] for e in entries if e["code"] == 200)

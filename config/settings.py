@@ -119,6 +119,15 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value.strip()
 
+    @field_validator("redis_key_prefix")
+    @classmethod
+    def _prefix_fits_a_hash_tag(cls, value: str) -> str:
+        # Keys are "{<prefix>}:...": a brace in the prefix would end the tag early and scatter
+        # one script's keys over several Redis Cluster slots.
+        if "{" in value or "}" in value or any(c.isspace() for c in value):
+            raise ValueError("must not contain braces or white space")
+        return value
+
     @field_validator("anyrtc_record_api_url", "anyrtc_vod_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -67,7 +67,7 @@ def schedule(
     path: Any = None,
     room_type: Any = None,
     updated_at: Any = None,
-    source: str = "recordings.schedule",
+    source: str = SCHEDULE.task,
     dead_letter: bool = True,
 ) -> dict[str, Any]:
     """Create or reschedule booking ``booking_id`` (an upsert)."""
@@ -78,7 +78,7 @@ def schedule(
     try:
         request = validate_booking(kwargs, now=now, max_booking_s=ctx.settings.max_booking_s)
     except InvalidBooking as exc:
-        raise reject(ctx, "recordings.schedule", kwargs, exc, dead_letter=dead_letter) from None
+        raise reject(ctx, SCHEDULE.task, kwargs, exc, dead_letter=dead_letter) from None
     result = ctx.store.apply_event(
         "schedule",
         request.booking_id,
@@ -90,7 +90,7 @@ def schedule(
         lead_s=ctx.settings.window_lead_s,
         tail_s=ctx.settings.window_tail_s,
         params=request.params(),
-        request={"task": "recordings.schedule", "kwargs": kwargs},
+        request={"task": SCHEDULE.task, "kwargs": kwargs},
         source=source,
     )
     return {"booking_id": request.booking_id, **result.as_dict()}
@@ -119,14 +119,14 @@ def cancel(
     *,
     booking_id: Any,
     updated_at: Any = None,
-    source: str = "recordings.cancel",
+    source: str = CANCEL.task,
     dead_letter: bool = True,
 ) -> dict[str, Any]:
     """Drop a pending window, or release a held room now (the room stops if no one else holds
     it). A cancel for an unknown booking leaves a tombstone so an older schedule arriving later
     still loses."""
     kwargs = CANCEL.kwargs(locals())
-    bid, when = _booking_id_and_time(ctx, "recordings.cancel", kwargs, dead_letter=dead_letter)
+    bid, when = _booking_id_and_time(ctx, CANCEL.task, kwargs, dead_letter=dead_letter)
     result = ctx.store.apply_event("cancel", bid, now=ctx.clock(), updated_at=when, source=source)
     return {"booking_id": bid, **result.as_dict()}
 
@@ -146,7 +146,7 @@ def start_now(
     name_rule: Any = None,
     path: Any = None,
     room_type: Any = None,
-    source: str = "recordings.start",
+    source: str = START.task,
     dead_letter: bool = True,
 ) -> dict[str, Any]:
     """Start recording ``room_id`` now, held by ``booking_id`` (default ``manual:<room_id>``).
@@ -158,9 +158,7 @@ def start_now(
     kwargs = START.kwargs(locals())
     problems = _room_problem(room_id)
     if problems:
-        raise reject(
-            ctx, "recordings.start", kwargs, invalid_booking(problems), dead_letter=dead_letter
-        )
+        raise reject(ctx, START.task, kwargs, invalid_booking(problems), dead_letter=dead_letter)
     bid = booking_id if booking_id is not None else manual_booking_id(room_id)
     now = ctx.clock()
     end = now + ctx.settings.max_booking_s
@@ -177,7 +175,7 @@ def start_now(
     try:
         request = validate_booking(candidate, now=now, max_booking_s=ctx.settings.max_booking_s)
     except InvalidBooking as exc:
-        raise reject(ctx, "recordings.start", kwargs, exc, dead_letter=dead_letter) from None
+        raise reject(ctx, START.task, kwargs, exc, dead_letter=dead_letter) from None
     result = ctx.store.apply_event(
         "start",
         request.booking_id,
@@ -187,7 +185,7 @@ def start_now(
         end_at=request.end_at,
         tail_s=ctx.settings.window_tail_s,
         params=request.params(),
-        request={"task": "recordings.start", "kwargs": kwargs},
+        request={"task": START.task, "kwargs": kwargs},
         source=source,
     )
     return {"booking_id": request.booking_id, **result.as_dict()}
@@ -199,7 +197,7 @@ def stop_now(
     room_id: Any,
     booking_id: Any = None,
     room_type: Any = None,
-    source: str = "recordings.stop",
+    source: str = STOP.task,
     dead_letter: bool = True,
 ) -> dict[str, Any]:
     """Release ``booking_id``'s hold on ``room_id`` now (default: the manual hold).
@@ -217,9 +215,7 @@ def stop_now(
     if existing is not None and existing.room_id and existing.room_id != room_id:
         problems.append(f"booking {bid!r} is for room {existing.room_id!r}, not {room_id!r}")
     if problems:
-        raise reject(
-            ctx, "recordings.stop", kwargs, invalid_booking(problems), dead_letter=dead_letter
-        )
+        raise reject(ctx, STOP.task, kwargs, invalid_booking(problems), dead_letter=dead_letter)
     if existing is None:
         return {
             "booking_id": bid,

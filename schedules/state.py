@@ -37,44 +37,13 @@ import redis
 from schedules.keys import LifecycleKeys
 
 __all__ = [
-    "BOOKING_STATES",
-    "BOOKING_TRANSITIONS",
     "FINAL_STATES",
-    "HOLDING_STATES",
-    "ROOM_STATES",
     "BookingView",
     "RoomView",
     "StateReader",
 ]
 
-BOOKING_STATES = (
-    "scheduled",
-    "starting",
-    "recording",
-    "stopping",
-    "stopped",
-    "failed",
-    "cancelled",
-)
 FINAL_STATES = frozenset({"stopped", "failed", "cancelled"})
-HOLDING_STATES = frozenset({"starting", "recording"})
-ROOM_STATES = ("idle", "starting", "recording", "stopping")
-
-# from-state ("" = new booking) -> states it may move to.
-BOOKING_TRANSITIONS: dict[str, frozenset[str]] = {
-    "": frozenset({"scheduled", "cancelled"}),
-    "scheduled": frozenset({"scheduled", "starting", "recording", "failed", "cancelled"}),
-    "starting": frozenset(
-        {"starting", "recording", "stopping", "scheduled", "stopped", "failed", "cancelled"}
-    ),
-    "recording": frozenset(
-        {"recording", "stopping", "scheduled", "stopped", "failed", "cancelled"}
-    ),
-    "stopping": frozenset({"stopping", "scheduled", "stopped", "failed", "cancelled"}),
-    "stopped": frozenset({"stopped", "scheduled"}),
-    "failed": frozenset({"failed", "scheduled"}),
-    "cancelled": frozenset({"cancelled", "scheduled"}),
-}
 
 
 def _float(value: str | None) -> float | None:
@@ -180,9 +149,6 @@ class StateReader:
             last_code=data.get("last_code", ""),
             last_message=data.get("last_message", ""),
         )
-
-    def room_history(self, room_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        return [json.loads(e) for e in self.r.lrange(self.keys.rhist(room_id), -limit, -1)]
 
     def upcoming(self, limit: int = 50) -> list[tuple[float, BookingView]]:
         """Pending starts, earliest first: (due time, booking)."""

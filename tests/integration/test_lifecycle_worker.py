@@ -21,6 +21,7 @@ from config.celery import LIFECYCLE_QUEUE
 from config.settings import get_settings
 from schedules import Lifecycle
 from schedules.testing import InProcessRunner
+from tests.support.histories import room_history
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess, running_worker
 
@@ -295,7 +296,7 @@ def test_vendor_errors_then_success_starts(
     wait_until(lambda: ctx.reader.booking("flaky").state == "recording", 8, "recording")  # type: ignore[union-attr]
     verdicts = [e["verdict"] for e in journal(vendor, "startrecord", "rF")]
     assert verdicts == ["fault: http 503", "fault: http 500", "fault: http 503", "ok"]
-    history = json.dumps(ctx.reader.history("flaky") + ctx.reader.room_history("rF"))
+    history = json.dumps(ctx.reader.history("flaky") + room_history(ctx, "rF"))
     assert os.environ["ANYRTC_VOD_TOKEN"] not in history + worker.log()
 
 

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def _all_values(client: redis.Redis) -> list[str]:
     """Every key and value of this test run, whatever the key type."""
     found: list[str] = []
-    for key in client.scan_iter(match=f"{TEST_PREFIX}*", count=1000):
+    for key in client.scan_iter(match=f"*{TEST_PREFIX}*", count=1000):
         kind = client.type(key)
         found.append(key)
         if kind == "string":

@@ -60,6 +60,9 @@ def test_missing_variables_are_named_in_one_line(clean_env: pytest.MonkeyPatch) 
         ("DOWNSTREAM_QUEUES", "archive=recording..ready"),
         ("DOWNSTREAM_QUEUES", "archive="),
         ("LOG_FORMAT", "xml"),
+        ("REDIS_KEY_PREFIX", "acme}x"),
+        ("REDIS_KEY_PREFIX", "{acme"),
+        ("REDIS_KEY_PREFIX", "ac me"),
     ],
 )
 def test_invalid_value_names_the_variable(

@@ -23,7 +23,6 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:

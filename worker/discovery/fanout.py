@@ -108,7 +108,6 @@ class Publisher:
         self.url = url
         self.exchange = Exchange(exchange, type="topic", durable=True, delivery_mode="persistent")
         wanted = [*queues, audit_binding(exchange)] if audit else list(queues)
-        self.bindings = wanted
         self.queues = [
             Queue(
                 b.queue,
