@@ -21,7 +21,7 @@ from typing import Any
 
 from schedules.context import Lifecycle
 from schedules.keys import parse_action
-from schedules.store import CallGrant
+from schedules.outcomes import CallGrant
 from schedules.vendor import call_vendor, user_data_text
 from schedules.windows import backoff_s
 

@@ -18,7 +18,10 @@ register_profiles()
 settings.load_profile(profile_for(os.environ))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # First: when pytest is given a path inside tests/integration, that tier's conftest is
+    # loaded up front and would otherwise have its simulator URLs overwritten by these.
     os.environ.update(base_environment())
     # Tests must use the broker and backend the settings derive from REDIS_URL, not a
     # developer's own.

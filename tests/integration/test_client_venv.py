@@ -62,11 +62,15 @@ def run(python: Path, *args: str, cwd: Path, timeout_s: float = 60) -> subproces
 def client_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The python of a virtualenv holding only anyrtc-recorder-client (built once a session)."""
     venv = tmp_path_factory.mktemp("client-venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # No pip of its own (ensurepip takes seconds): this interpreter's pip installs into it.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     python = venv / "bin" / "python"
     installed = run(
-        python, "-m", "pip", "install", "--quiet", str(CLIENT_ROOT), cwd=venv, timeout_s=600
+        Path(sys.executable),
+        *("-m", "pip", "--python", str(python), "install", "--quiet", str(CLIENT_ROOT)),
+        cwd=venv,
+        timeout_s=600,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return python

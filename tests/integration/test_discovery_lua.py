@@ -16,12 +16,12 @@ import redis
 from worker.discovery.fanout import Outbox
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.lookups import RoomLookups
-from worker.redis import redis_from_url, scripts_for
+from worker.redis import redis_from_url, script_source, scripts_for
 
 pytestmark = pytest.mark.integration
 
 PROCESSES = 6
-FILES = 60
+FILES = 300
 #: A fixed "now" far from the real time: a script that read TIME instead would be caught.
 NOW_S = 1_900_000_000.0
 NOW_MS = int(NOW_S * 1000)
@@ -29,9 +29,12 @@ NOW_MS = int(NOW_S * 1000)
 
 def _claim_all(args: tuple[str, str, float]) -> list[str]:
     url, prefix, start_at = args
-    outbox = Outbox(redis_from_url(url), DiscoveryKeys(prefix), clock=lambda: NOW_S)
+    client = redis_from_url(url)
+    outbox = Outbox(client, DiscoveryKeys(prefix), clock=lambda: NOW_S)
     fids = [f"f{i}" for i in range(FILES)]
     random.shuffle(fids)
+    # Loaded before the start, so no process loses the race to its first NOSCRIPT round trip.
+    client.script_load(script_source("worker.discovery.lua", "claim"))
     time.sleep(max(0.0, start_at - time.time()))
     return [fid for fid in fids if outbox.claim(fid, '{"status": 2}', "recording.ready", "poll")]
 

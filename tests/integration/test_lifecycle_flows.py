@@ -24,7 +24,7 @@ from schedules import (
     stop_now,
 )
 from schedules.actions import run_operation
-from schedules.store import CallGrant
+from schedules.outcomes import CallGrant
 from schedules.testing import FakeClock, InProcessRunner
 from tests.support.histories import room_history
 from worker.anyrtc import results

@@ -246,7 +246,7 @@ def test_begin_call_hands_out_one_attempt_however_many_deliveries(
 
 
 def _finish(barrier: Any, op_id: str, token: str, outcome: str) -> str:
-    from schedules.store import CallGrant
+    from schedules.outcomes import CallGrant
 
     store = _store()
     grant = CallGrant("call", op_id, "start", {}, 1, False, token)
