@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP
+from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP, Event
 from schedules.context import Lifecycle
 from schedules.state import FINAL_STATES
 from schedules.windows import invalid_booking, parse_time, validate_booking
@@ -74,23 +74,49 @@ def schedule(
     # The event as the contract names it (what dead letters and histories keep), taken from the
     # parameters so the list is not written out again; tests hold the signature to the contract.
     kwargs = SCHEDULE.kwargs(locals())
-    now = ctx.clock()
-    try:
-        request = validate_booking(kwargs, now=now, max_booking_s=ctx.settings.max_booking_s)
-    except InvalidBooking as exc:
-        raise reject(ctx, SCHEDULE.task, kwargs, exc, dead_letter=dead_letter) from None
-    result = ctx.store.apply_event(
+    return _apply_window(
+        ctx,
+        SCHEDULE,
         "schedule",
+        kwargs,
+        kwargs,
+        now=ctx.clock(),
+        lead_s=ctx.settings.window_lead_s,
+        source=source,
+        dead_letter=dead_letter,
+    )
+
+
+def _apply_window(
+    ctx: Lifecycle,
+    event: Event,
+    mode: str,
+    candidate: dict[str, Any],
+    kwargs: dict[str, Any],
+    *,
+    now: float,
+    lead_s: float,
+    source: str,
+    dead_letter: bool,
+) -> dict[str, Any]:
+    """Validate ``candidate`` (the window asked for) and apply it as ``mode``; ``kwargs`` is the
+    event as received, kept for dead letters and replays."""
+    try:
+        request = validate_booking(candidate, now=now, max_booking_s=ctx.settings.max_booking_s)
+    except InvalidBooking as exc:
+        raise reject(ctx, event.task, kwargs, exc, dead_letter=dead_letter) from None
+    result = ctx.store.apply_event(
+        mode,
         request.booking_id,
         now=now,
         updated_at=request.updated_at,
         room_id=request.room_id,
         start_at=request.start_at,
         end_at=request.end_at,
-        lead_s=ctx.settings.window_lead_s,
+        lead_s=lead_s,
         tail_s=ctx.settings.window_tail_s,
         params=request.params(),
-        request={"task": SCHEDULE.task, "kwargs": kwargs},
+        request={"task": event.task, "kwargs": kwargs},
         source=source,
     )
     return {"booking_id": request.booking_id, **result.as_dict()}
@@ -172,23 +198,17 @@ def start_now(
     ):
         end = existing.end_at
     candidate = {**kwargs, "booking_id": bid, "start_at": now, "end_at": end}
-    try:
-        request = validate_booking(candidate, now=now, max_booking_s=ctx.settings.max_booking_s)
-    except InvalidBooking as exc:
-        raise reject(ctx, START.task, kwargs, exc, dead_letter=dead_letter) from None
-    result = ctx.store.apply_event(
+    return _apply_window(
+        ctx,
+        START,
         "start",
-        request.booking_id,
+        candidate,
+        kwargs,
         now=now,
-        room_id=request.room_id,
-        start_at=request.start_at,
-        end_at=request.end_at,
-        tail_s=ctx.settings.window_tail_s,
-        params=request.params(),
-        request={"task": START.task, "kwargs": kwargs},
+        lead_s=0.0,
         source=source,
+        dead_letter=dead_letter,
     )
-    return {"booking_id": request.booking_id, **result.as_dict()}
 
 
 def stop_now(

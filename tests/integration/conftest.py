@@ -91,3 +91,22 @@ def settings() -> Settings:
     from config.settings import get_settings
 
     return get_settings()
+
+
+#: A simulator that answers at once and injects no fault.
+QUIET = {
+    "latency_s": 0.0,
+    "jitter_s": 0.0,
+    "error_rate": 0.0,
+    "http_error_rate": 0.0,
+    "timeout_rate": 0.0,
+    "drop_rate": 0.0,
+}
+
+
+@pytest.fixture
+def vendor(sim: SimulatorHandle) -> Iterator[SimulatorHandle]:
+    """The simulator, quiet (see :data:`QUIET`), before and after the test."""
+    sim.reset(**QUIET)
+    yield sim
+    sim.reset(**QUIET)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,15 +32,6 @@ from worker.errors import InvalidBooking
 pytestmark = pytest.mark.integration
 
 T0 = 2_000_000_000.0  # fake "now" at the start of each test (2033)
-QUIET = {
-    "latency_s": 0.0,
-    "jitter_s": 0.0,
-    "error_rate": 0.0,
-    "http_error_rate": 0.0,
-    "timeout_rate": 0.0,
-    "drop_rate": 0.0,
-    "hang_s": 30.0,
-}
 
 # The booking state machine (docs/lifecycle.md): from-state ("" = new booking) -> states it
 # may move to. Every history a flow leaves must follow it.
@@ -59,13 +49,6 @@ BOOKING_TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset({"failed", "scheduled"}),
     "cancelled": frozenset({"cancelled", "scheduled"}),
 }
-
-
-@pytest.fixture
-def vendor(sim: Any) -> Iterator[Any]:
-    sim.reset(**QUIET)
-    yield sim
-    sim.reset(**QUIET)
 
 
 def make_ctx(client: redis.Redis, clock: FakeClock, **overrides: Any) -> Lifecycle:

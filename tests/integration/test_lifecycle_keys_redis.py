@@ -11,7 +11,7 @@ import random
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,15 +33,6 @@ pytestmark = pytest.mark.integration
 
 T0 = 2_000_000_000.0
 LEASE = 2.0
-QUIET = {
-    "latency_s": 0.0,
-    "jitter_s": 0.0,
-    "error_rate": 0.0,
-    "http_error_rate": 0.0,
-    "timeout_rate": 0.0,
-    "drop_rate": 0.0,
-    "hang_s": 30.0,
-}
 
 # Run before lib.lua and the script: every redis.call whose key is not in KEYS raises. In
 # standalone Redis nothing else would notice a script touching a key it was not given.
@@ -57,13 +48,6 @@ local redis = setmetatable({call = function(command, key, ...)
 end}, {__index = declared_redis})
 """
 _SCRIPT_NAME = re.compile(r"^-- schedules\.lua/(\w+)\.lua$", re.M)
-
-
-@pytest.fixture
-def vendor(sim: Any) -> Iterator[Any]:
-    sim.reset(**QUIET)
-    yield sim
-    sim.reset(**QUIET)
 
 
 @pytest.fixture

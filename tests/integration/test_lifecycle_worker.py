@@ -33,24 +33,9 @@ WORKER_ENV = {
     "RETRY_BACKOFF_MAX_S": "1",
     "STOP_RETRY_S": "20",
 }
-QUIET = {
-    "latency_s": 0.0,
-    "jitter_s": 0.0,
-    "error_rate": 0.0,
-    "http_error_rate": 0.0,
-    "timeout_rate": 0.0,
-    "drop_rate": 0.0,
-}
 # Not a latency claim (bench/herd.py measures lateness): only that a call came with its own
 # due time rather than a lease, a retry or a window later. Never early is exact.
 LIVENESS_S = 3.0
-
-
-@pytest.fixture
-def vendor(sim: Any) -> Iterator[Any]:
-    sim.reset(**QUIET)
-    yield sim
-    sim.reset(**QUIET)
 
 
 @pytest.fixture
