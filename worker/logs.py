@@ -22,7 +22,7 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 def secrets_of(settings: Any) -> list[str]:
     """The secret values of ``settings`` that must never be written anywhere."""
     found = []
-    for name in ("anyrtc_vod_token", "callback_token"):
+    for name in ("anyrtc_vod_token", "callback_token", "metrics_basic_auth"):
         value = getattr(settings, name, None)
         if value is not None and hasattr(value, "get_secret_value"):
             secret = value.get_secret_value()
