@@ -22,14 +22,28 @@ CELERY_DEFAULT_QUEUE = "celery"
 WATCHED_QUEUES = (LIFECYCLE_QUEUE, QUERY_QUEUE, EVENTS_QUEUE, CELERY_DEFAULT_QUEUE)
 
 
-def queue_depths(broker_url: str, queues: Iterable[str] = WATCHED_QUEUES) -> dict[str, int]:
-    """Messages ready on each queue (0 for a queue the broker does not know)."""
+def queue_depths(
+    connection: Connection | None = None, queues: Iterable[str] = WATCHED_QUEUES
+) -> dict[str, int]:
+    """Messages ready on each queue (0 for a queue the broker does not know), through
+    ``connection`` (default: the Celery app's, with its transport options, key prefix included)."""
+    if connection is None:
+        from worker.celery import app
+
+        connection = app.connection_for_read()
     depths: dict[str, int] = {}
-    with Connection(broker_url, connect_timeout=5) as connection:
+    with connection:
         for queue in queues:
             channel = connection.channel()
             try:
-                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+                if connection.transport.driver_type == "redis":
+                    # kombu's passive declare checks EXISTS without the broker's global key
+                    # prefix, so it says "no queue" for every queue then; the channel's own size
+                    # (LLEN of the priority lists) goes through the prefixed client.
+                    depths[queue] = int(channel._size(queue))
+                else:
+                    declared = channel.queue_declare(queue=queue, passive=True)
+                    depths[queue] = int(declared.message_count)
             except connection.channel_errors:
                 depths[queue] = 0
             finally:

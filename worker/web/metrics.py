@@ -144,7 +144,7 @@ class DeploymentCollector:
             labels=["queue", "consumed"],
         )
         try:
-            depths = queue_depths(self.settings.broker_url)
+            depths = queue_depths()
         except Exception as exc:
             log.warning("queue depths unavailable: %s", type(exc).__name__)
             return
