@@ -15,6 +15,7 @@ from schedules.context import Lifecycle
 from schedules.keys import parse_action
 from schedules.state import BookingView
 from worker.anyrtc.client import START, STOP
+from worker.anyrtc.results import vendor_error_text
 from worker.errors import BookingFailed
 from worker.metrics.recorder import Metrics
 
@@ -54,10 +55,11 @@ def failed_bookings(ctx: Lifecycle, summary: dict[str, Any]) -> list[BookingView
 
 
 def failure_text(views: Iterable[BookingView]) -> str:
-    """One clause per failed booking: its reason and the vendor's code and message."""
+    """One clause per failed booking: the vendor's code and message (once, when the reply's
+    code is its message), else the reason it failed."""
     return "; ".join(
-        f"booking {v.booking_id} (room {v.room_id}) failed: {v.reason or '-'} "
-        f"[vendor code {v.code or '-'}: {v.message or '-'}]"
+        f"booking {v.booking_id} (room {v.room_id}) failed: "
+        + (f"vendor answered {vendor_error_text(v.code, v.message)}" if v.code else v.reason)
         for v in views
     )
 
