@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.delivery",
     "worker.cli.budget",
     "worker.cli.doctor",
+    "worker.cli.health",
 )
 
 EXIT_OK = 0
