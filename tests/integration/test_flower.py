@@ -99,3 +99,10 @@ def test_flower_lists_a_start_the_vendor_refused_as_failure(
     assert info["state"] == "FAILURE"
     assert "BookingFailed" in info["exception"] and results.IP_NOT_ALLOWED in info["exception"]
     assert settings.anyrtc_vod_token.get_secret_value() not in str(info)
+    metrics = requests.get(f"{flower}/metrics", timeout=5).text
+    failed_events = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("flower_events_total") and 'type="task-failed"' in line
+    ]
+    assert any('task="recordings.perform"' in line for line in failed_events), failed_events

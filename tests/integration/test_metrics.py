@@ -3,6 +3,7 @@ through a real worker subprocess, the real broker, the simulator and the web app
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -69,7 +70,11 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_show_a_failed_booking_a_delivered_file_and_a_refused_callback(
-    tuned: Any, vendor: Any, redis_client: redis.Redis, web_url: str
+    tuned: Any,
+    vendor: Any,
+    redis_client: redis.Redis,
+    web_url: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from worker.celery import app as celery_app
 
@@ -130,3 +135,18 @@ def test_metrics_show_a_failed_booking_a_delivered_file_and_a_refused_callback(
     assert ("anyrtc_queue_messages", (("consumed", "false"), ("queue", "celery"))) in got
     for secret in (TOKEN, tuned.anyrtc_vod_token.get_secret_value(), AUTH[1]):
         assert secret not in str(got)
+
+    # The console answers for the same run.
+    from worker.cli import main
+
+    def console(*argv: str) -> Any:
+        assert main([*argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    shown = console("show", "m-b")
+    assert shown["booking"]["state"] == "failed"
+    assert shown["booking"]["code"] == results.IP_NOT_ALLOWED
+    [delivered] = console("files", "m-file-b")
+    assert delivered["source"] == "callback" and delivered["state"] == "sent"
+    refused_entries = console("rejects")
+    assert refused_entries["total"] == 1
