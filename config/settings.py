@@ -104,12 +104,21 @@ class Settings(BaseSettings):
     log_level: str = Field(
         "INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", validation_alias="LOG_LEVEL"
     )
+    # user:password for HTTP basic auth on /metrics (open when unset, as exporters are).
+    metrics_basic_auth: SecretStr | None = Field(None, validation_alias="METRICS_BASIC_AUTH")
 
     @field_validator("anyrtc_vod_token")
     @classmethod
     def _token_not_blank(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("metrics_basic_auth")
+    @classmethod
+    def _user_colon_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and ":" not in value.get_secret_value():
+            raise ValueError("must be user:password")
         return value
 
     @field_validator("anyrtc_app_id")

@@ -111,7 +111,8 @@ def perform(ctx: Lifecycle, action_id: str) -> dict[str, Any]:
 
 def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
     """Carry out several claimed actions concurrently (on the process-wide pool) and wait for
-    all of them; returns counts per verdict and the ids of actions that raised (no secrets).
+    all of them; returns counts per verdict, the ids of actions that raised and each action's
+    summary (no secrets).
 
     Each action is performed exactly as :func:`perform` does alone, with its own lease and its
     own guards: one that raises is logged and left to its lease (issued again when it runs
@@ -125,6 +126,7 @@ def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
     ]
     verdicts: Counter[str] = Counter()
     failed: list[str] = []
+    summaries: dict[str, dict[str, Any]] = {}
     for action_id, future in futures:
         try:
             summary = future.result()
@@ -133,7 +135,13 @@ def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
             failed.append(action_id)
             continue
         verdicts[str(summary.get("verdict", ""))] += 1
-    return {"actions": len(unique), "verdicts": dict(verdicts), "failed": failed}
+        summaries[action_id] = summary
+    return {
+        "actions": len(unique),
+        "verdicts": dict(verdicts),
+        "failed": failed,
+        "summaries": summaries,
+    }
 
 
 def run_operation(

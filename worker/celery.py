@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import celeryd_init, setup_logging
 
 from config.celery import celery_config
 from config.settings import get_settings
@@ -25,6 +25,16 @@ def _configure_logging(**_: Any) -> None:
     configure_logging(
         log_format=settings.log_format, level=settings.log_level, secrets=secrets_of(settings)
     )
+
+
+@celeryd_init.connect
+def _json_from_the_start(instance: Any = None, **_: Any) -> None:
+    # With LOG_FORMAT=json every line must be JSON: the start-up banner is printed, not logged,
+    # so it is turned off; and the handlers go in now, before the worker's first warnings (its
+    # privilege check runs right after this signal, before setup_logging).
+    if instance is not None and get_settings().log_format == "json":
+        instance.quiet = True
+        _configure_logging()
 
 
 __all__ = ["app"]

@@ -35,6 +35,11 @@ class InvalidBooking(RecorderError):
     """A booking event is malformed; it is dead-lettered, never retried."""
 
 
+class BookingFailed(RecorderError):
+    """A booking action ended one or more bookings ``failed`` (the vendor's code and message in
+    the text): raised by the task so that Celery, Flower and task-failed events see a FAILURE."""
+
+
 class PublishFailed(RecorderError):
     """A downstream message could not be published within the retry policy."""
 

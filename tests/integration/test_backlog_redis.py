@@ -25,7 +25,10 @@ def test_counts_only_what_is_late(redis_client: redis.Redis, settings: Any) -> N
         {"start:late:1": NOW - LATE_ACTION_S - 1, "start:soon:1": NOW + 60, "stop:now:1": NOW},
     )
     redis_client.zadd(lc.inflight, {"op:r1:1": NOW - LATE_ACTION_S - 5, "op:r2:1": NOW + 3})
-    redis_client.zadd(lc.dl_index, {"1": NOW - 100, "2": NOW - 50})
+    redis_client.zadd(lc.dl_index, {"1": NOW - 100, "2": NOW - 50, "3": NOW - 10})
+    entries = {"1": {"id": "1"}, "2": {"id": "2"}, "3": {"id": "3", "replayed_at": NOW - 5}}
+    redis_client.hset(lc.dl_entries, mapping={k: json.dumps(v) for k, v in entries.items()})
+    redis_client.hset(disc.stats, "callback_rejected", 4)
     claimed = {"old": NOW - STUCK_MESSAGE_S - 30, "fresh": NOW - 5}
     for fid, at in claimed.items():
         redis_client.hset(
@@ -40,9 +43,10 @@ def test_counts_only_what_is_late(redis_client: redis.Redis, settings: Any) -> N
     assert backlog.late_actions == 1
     assert backlog.expired_leases == 1
     assert backlog.dead_letters == 2
+    assert backlog.replayed_dead_letters == 1
     assert backlog.unpublished == 2
     assert backlog.oldest_unpublished_s == pytest.approx(STUCK_MESSAGE_S + 30)
-    assert backlog.rejected_callbacks == 1
+    assert backlog.rejected_callbacks == 4  # the counter: the list keeps only the newest
     assert len(backlog.problems()) == 4
 
 

@@ -33,6 +33,7 @@ class CountingGate:
         self.admitted: list[str] = []
         self.rate_limited: list[str] = []
         self.ended: list[str] = []
+        self.answers: list[tuple[str, str, str]] = []
         self.refuse_after = refuse_after
 
     def before_query(self, app_id: str, endpoint: str) -> None:
@@ -45,6 +46,9 @@ class CountingGate:
 
     def on_rate_limited(self, app_id: str, endpoint: str) -> None:
         self.rate_limited.append(endpoint)
+
+    def on_answer(self, endpoint: str, outcome: str, code: str) -> None:
+        self.answers.append((endpoint, outcome, code))
 
 
 def make_client(sim: Any, **overrides: Any) -> AnyRTCClient:
@@ -173,6 +177,12 @@ def test_299_once_the_budget_is_spent_and_gate_is_told(sim: Any) -> None:
     assert info.value.code == 299 and info.value.retryable
     assert gate.rate_limited == ["getVodListByTime"]
     assert len(gate.admitted) == 3
+    # One answer per query (the metrics' vendor calls), with its outcome and code.
+    assert gate.answers == [
+        ("getVodListByTime", "ok", "200"),
+        ("getVodInfoByRoomId", "ok", "200"),
+        ("getVodListByTime", "retry", "299"),
+    ]
 
 
 def test_gate_refusal_sends_nothing(sim: Any) -> None:

@@ -506,7 +506,9 @@ def test_every_key_a_discovery_flow_writes_carries_the_prefix_hash_tag(h: Harnes
         h.customer,
     }
     found = set(h.redis.scan_iter(match=f"*{prefix}*", count=1000)) - kombu
-    assert {k for k in found if not k.startswith(f"{tag}:disc:")} == set()
-    kinds = {k.removeprefix(f"{tag}:disc:").split(":")[0] for k in found}
+    # The metrics it records (worker/metrics/keys.py) share the deployment's hash tag.
+    assert {k for k in found if not k.startswith((f"{tag}:disc:", f"{tag}:metrics:"))} == set()
+    assert any(k.startswith(f"{tag}:metrics:") for k in found)
+    kinds = {k.removeprefix(f"{tag}:disc:").split(":")[0] for k in found if ":disc:" in k}
     assert {"budget", "poll", "file", "seen", "outbox", "errors", "stats"} <= kinds
     assert len({key_slot(k.encode()) for k in found}) == 1

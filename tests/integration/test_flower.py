@@ -74,3 +74,35 @@ def test_flower_shows_a_finished_start_without_secrets(
     metrics = requests.get(f"{flower}/metrics", timeout=5)
     assert metrics.status_code == 200
     assert "flower_events_total" in metrics.text
+
+
+def test_flower_lists_a_start_the_vendor_refused_as_failure(
+    flower: str, vendor: Any, settings: Any
+) -> None:
+    from worker.anyrtc import results
+    from worker.celery import app
+
+    vendor.configure(inject_next=[{"endpoint": "startrecord", "result": results.IP_NOT_ALLOWED}])
+    with running_worker(queues=("lifecycle",)):
+        time.sleep(1.5)  # Flower enables events on the worker when it sees it
+        app.send_task("recordings.start", kwargs={"room_id": "fl-room", "booking_id": "fl-b"})
+        deadline = time.monotonic() + 30
+        failed: dict[str, Any] = {}
+        while time.monotonic() < deadline and not failed:
+            response = requests.get(
+                f"{flower}/api/tasks", params={"state": "FAILURE"}, auth=AUTH, timeout=5
+            )
+            failed = response.json() if response.status_code == 200 else {}
+            time.sleep(0.3)
+    [(task_id, info)] = failed.items()
+    assert info["name"] == "recordings.perform" and task_id.startswith("start:fl-b:")
+    assert info["state"] == "FAILURE"
+    assert "BookingFailed" in info["exception"] and results.IP_NOT_ALLOWED in info["exception"]
+    assert settings.anyrtc_vod_token.get_secret_value() not in str(info)
+    metrics = requests.get(f"{flower}/metrics", timeout=5).text
+    failed_events = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("flower_events_total") and 'type="task-failed"' in line
+    ]
+    assert any('task="recordings.perform"' in line for line in failed_events), failed_events

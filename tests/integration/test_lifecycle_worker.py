@@ -192,6 +192,38 @@ def test_the_same_batch_delivered_twice_makes_one_vendor_call_per_action(
     assert worker.log().count(f"recordings.perform_batch[{task_id}] received") == 2
 
 
+def test_a_batch_with_a_refused_start_fails_naming_it_after_the_others_ran(
+    worker: WorkerProcess, vendor: Any, ctx: Lifecycle
+) -> None:
+    from worker import app
+    from worker.anyrtc import results
+
+    vendor.configure(inject_next=[{"endpoint": "startrecord", "result": results.IP_NOT_ALLOWED}])
+    now = time.time()
+    rooms = [f"rFail{n}" for n in range(3)]
+    for room in rooms:
+        ctx.store.apply_event(
+            "schedule", f"bf-{room}", now=now, room_id=room, start_at=now, end_at=now + 30
+        )
+    actions = InProcessRunner(ctx).claim()
+    assert len(actions) == 3
+    result = app.send_task(
+        "recordings.perform_batch",
+        kwargs={"actions": actions},
+        task_id=f"batch:{actions[0]}:3",
+        ignore_result=False,
+    )
+    result.get(timeout=15, propagate=False)
+    assert result.state == "FAILURE"
+    states = {room: ctx.reader.booking(f"bf-{room}").state for room in rooms}  # type: ignore[union-attr]
+    [failed] = [room for room, state in states.items() if state == "failed"]
+    assert sorted(states.values()) == ["failed", "recording", "recording"]
+    text = str(result.result)
+    assert f"bf-{failed}" in text and results.IP_NOT_ALLOWED in text
+    assert all(f"bf-{room}" not in text for room in rooms if room != failed)
+    assert type(result.result).__name__ == "BookingFailed"
+
+
 def test_out_of_order_updated_at_keeps_the_newer_event(
     worker: WorkerProcess, bookings: BookingClient, vendor: Any, ctx: Lifecycle
 ) -> None:

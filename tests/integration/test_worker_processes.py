@@ -17,6 +17,7 @@ import pytest
 from anyrtc_recorder_client import BookingClient
 from config.settings import get_settings
 from tests.support.waiting import wait_until
+from tests.support.workers import running_worker
 from worker.demo.procfile import read_procfile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -99,3 +100,13 @@ def test_each_line_consumes_its_own_queues_and_a_window_is_recorded(
     assert [e["verdict"] for e in calls("startrecord")] == ["ok"]
     assert [e["verdict"] for e in calls("stoprecord")] == ["ok"]
     assert calls("startrecord")[0]["time"] >= start_at
+
+
+def test_the_worker_health_check_pings_this_hosts_worker(redis_client: Any) -> None:
+    cli = str(Path(sys.executable).parent / "anyrtc-recorder")
+    command = [cli, "healthcheck", "worker", "--timeout=2"]
+    assert subprocess.run(command, capture_output=True, timeout=60).returncode == 1
+    with running_worker(queues=("lifecycle",), concurrency=2):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pong" in done.stdout

@@ -10,8 +10,8 @@ CLEAN = Backlog(0, 0, 0, 0, None, 0)
 def test_a_clean_backlog_has_no_problems_and_a_summary() -> None:
     assert CLEAN.problems() == []
     assert CLEAN.summary() == (
-        "late actions 0, expired leases 0, dead letters 0, unpublished messages 0, "
-        "rejected callbacks kept 0"
+        "late actions 0, expired leases 0, dead letters 0 (replayed 0), unpublished messages 0, "
+        "rejected callbacks 0"
     )
 
 
@@ -26,7 +26,14 @@ def test_each_symptom_names_what_to_look_at() -> None:
         "is a lifecycle worker running?",
         f"1 claimed action(s) more than {LATE_ACTION_S:.0f}s past their lease: "
         "is a lifecycle worker running?",
-        "4 dead letter(s): anyrtc-recorder deadletters list",
+        "4 dead letter(s) not replayed: anyrtc-recorder deadletters list",
         f"5 file message(s) unpublished, the oldest claimed {STUCK_MESSAGE_S + 60:.0f}s ago: "
         "check the downstream broker and the discovery worker",
     ]
+
+
+def test_replayed_dead_letters_need_nobody_and_rejects_are_always_said() -> None:
+    backlog = Backlog(0, 0, 0, 0, None, 7, replayed_dead_letters=3)
+    assert backlog.problems() == []
+    assert "dead letters 0 (replayed 3)" in backlog.summary()
+    assert backlog.rejects_line() == "7 callback(s) rejected: anyrtc-recorder rejects"

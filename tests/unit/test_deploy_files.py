@@ -131,3 +131,42 @@ def test_env_example_mentions_every_procfile_variable() -> None:
     local_only = {"WEB_BIND", "FLOWER_ADDRESS", "FLOWER_PORT", "SIMULATOR_HOST", "SIMULATOR_PORT",
                   "SIMULATOR_ARGS", "BEAT_SCHEDULE_FILE"}  # fmt: skip
     assert used - local_only - env_example_names() == set()
+
+
+def test_env_example_targets_the_vendor_with_the_simulator_commented_out() -> None:
+    text = (ROOT / ".env.example").read_text()
+    live = dict(re.findall(r"^(ANYRTC_[A-Z_]+_URL)=(\S+)$", text, re.MULTILINE))
+    fields = Settings.model_fields
+    assert live == {
+        "ANYRTC_RECORD_API_URL": fields["anyrtc_record_api_url"].default,
+        "ANYRTC_VOD_API_URL": fields["anyrtc_vod_api_url"].default,
+    }
+    commented = re.findall(r"^# (ANYRTC_[A-Z_]+_URL)=http://simulator:8900", text, re.MULTILINE)
+    assert sorted(commented) == ["ANYRTC_RECORD_API_URL", "ANYRTC_VOD_API_URL"]
+
+
+def test_web_port_mapping_and_health_check_follow_port() -> None:
+    web = compose()["services"]["web"]
+    assert web["ports"] == ["${PORT:-8000}:${PORT:-8000}"]
+    assert web["healthcheck"]["test"][0] == "CMD-SHELL"
+    assert "127.0.0.1:$${PORT:-8000}/healthz" in web["healthcheck"]["test"][1]
+
+
+BEAT_CHECK = "healthcheck beat --schedule=$${BEAT_SCHEDULE_FILE:-/tmp/anyrtc-celerybeat-schedule}"
+
+
+@pytest.mark.parametrize(
+    ("service", "check"),
+    [("lifecycle", "healthcheck worker"), ("discovery", "healthcheck worker"),
+     ("beat", BEAT_CHECK)],
+)  # fmt: skip
+def test_celery_processes_have_health_checks(service: str, check: str) -> None:
+    test = compose()["services"][service]["healthcheck"]["test"]
+    assert " ".join(test[1:]) == f"anyrtc-recorder {check}"
+    assert "BEAT_SCHEDULE_FILE:-/tmp/anyrtc-celerybeat-schedule" in procfile()["beat"]
+
+
+def test_the_images_user_owns_its_home() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "useradd --system --uid 10001 --create-home --home-dir /home/anyrtc anyrtc" in text
+    assert "ENV HOME=/home/anyrtc" in text and text.index("USER anyrtc") < text.index("ENV HOME")

@@ -73,5 +73,43 @@ def test_configure_logging_installs_one_scrubbing_handler(capsys: pytest.Capture
         out = capsys.readouterr().out
         assert SECRET not in out and json.loads(out)["message"] == "leak ***"
     finally:
+        logging.captureWarnings(False)
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_json_extras_are_nested_json_and_scrubbed(captured: logging.Logger) -> None:
+    stream = io.StringIO()
+    captured.addHandler(_handler(stream, JsonFormatter()))
+    data = {"id": "x1", "kwargs": {"room_id": "R2", "token": SECRET}, "args": ("a", 1)}
+    captured.info("Task %(id)s received", data, extra={"data": data})
+    entry = json.loads(stream.getvalue())
+    assert entry["data"] == {"id": "x1", "kwargs": {"room_id": "R2", "token": "***"},
+                             "args": ["a", 1]}  # fmt: skip
+    assert entry["room_id"] == "R2"
+    assert SECRET not in stream.getvalue()
+
+
+def test_a_celery_line_about_an_action_names_its_booking_and_action(
+    captured: logging.Logger,
+) -> None:
+    stream = io.StringIO()
+    captured.addHandler(_handler(stream, JsonFormatter()))
+    data = {"id": "start:b-7:3", "name": "recordings.perform", "kwargs": "{'action': '...'}"}
+    captured.info("Task %(name)s[%(id)s] succeeded", data, extra={"data": data})
+    entry = json.loads(stream.getvalue())
+    assert (entry["action"], entry["booking_id"]) == ("start:b-7:3", "b-7")
+    assert "room_id" not in entry
+
+
+def test_context_fields_of_tasks() -> None:
+    from worker.logs import context_fields
+
+    assert context_fields("op:room:9:2") == {"action": "op:room:9:2", "room_id": "room:9"}
+    assert context_fields("uuid-1", [], {"booking_id": "b", "room_id": "r"}) == {
+        "booking_id": "b",
+        "room_id": "r",
+    }
+    payload = {"groupId": "g1", "fileId": "f1", "downloadUrl": "http://x"}
+    assert context_fields("uuid-2", [payload], {}) == {"room_id": "g1", "file_id": "f1"}
+    assert context_fields(None, None, None) == {}

@@ -21,7 +21,13 @@ from worker.anyrtc.models import RecordResult, VodPage
 from worker.anyrtc.namerule import NameRule
 from worker.anyrtc.signing import make_random, sign
 from worker.anyrtc.transport import clip, new_session, post_json
-from worker.errors import ProtocolError, RateLimited, RecordCallFailed, error_for_code
+from worker.errors import (
+    AnyRTCError,
+    ProtocolError,
+    RateLimited,
+    RecordCallFailed,
+    error_for_code,
+)
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -215,6 +221,16 @@ class AnyRTCClient:
         return page
 
     def _query(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
+        try:
+            payload = self._query_attempts(endpoint, fields)
+        except AnyRTCError as exc:
+            outcome = "retry" if exc.retryable else "fail"
+            self.query_gate.on_answer(endpoint, outcome, str(exc.code))
+            raise
+        self.query_gate.on_answer(endpoint, "ok", "200")
+        return payload
+
+    def _query_attempts(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.vod_api_url}/videoInfo/{endpoint}"
         token = self._vod_token.get_secret_value()
         for attempt in (1, 2):

@@ -22,6 +22,9 @@ class QueryGate(Protocol):
     def on_rate_limited(self, app_id: str, endpoint: str) -> None:
         """The vendor answered 299: the budget is closed for a whole window."""
 
+    def on_answer(self, endpoint: str, outcome: str, code: str) -> None:
+        """A query ended: ``outcome`` ok, retry or fail, with the vendor's code (metrics)."""
+
 
 class OpenGate:
     """Admits everything: for tools and tests that do not share a budget."""
@@ -33,4 +36,7 @@ class OpenGate:
         return None
 
     def on_rate_limited(self, app_id: str, endpoint: str) -> None:
+        return None
+
+    def on_answer(self, endpoint: str, outcome: str, code: str) -> None:
         return None

@@ -15,6 +15,7 @@ __all__ = [
     "IP_NOT_ALLOWED",
     "NOT_RECORDING",
     "OK",
+    "vendor_error_text",
 ]
 
 OK = "ok"
@@ -24,3 +25,14 @@ IP_NOT_ALLOWED = "ip not in whitelist"
 APP_NOT_FOUND = "app id does not exist"
 APP_INVALID = "app invalid or deleted"
 BAD_PARAMETER = "bad parameter"
+
+
+def vendor_error_text(code: object, message: object) -> str:
+    """``code: message``, or the code alone when the message repeats it (a start/stop reply's
+    ``result`` is both the code and the message), or ``-`` when there is neither."""
+    code_text, message_text = str(code or ""), str(message or "")
+    if not message_text or message_text == code_text:
+        return code_text or "-"
+    if not code_text:
+        return message_text
+    return f"{code_text}: {message_text}"

@@ -5,14 +5,17 @@ Each count is a symptom an operator can act on:
 - booked actions past their due time and not claimed: no lifecycle worker is running its
   dispatcher, or it cannot keep up;
 - claimed actions whose lease ran out long ago and were not issued again: the same;
-- dead letters: events or bookings given up on (``anyrtc-recorder deadletters list``);
+- dead letters not replayed yet: events or bookings given up on (``anyrtc-recorder deadletters
+  list``); a replayed one is kept for its history and needs nobody;
 - file messages claimed for publishing long ago and still not confirmed sent: the downstream
   broker refuses them, or no discovery worker runs the sweep that publishes them again;
-- rejected callbacks kept for inspection (information only).
+- rejected callbacks, counted since the deployment began (information only, always shown:
+  ``anyrtc-recorder rejects`` lists the newest with their reasons).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import redis
@@ -42,6 +45,7 @@ class Backlog:
     unpublished: int
     oldest_unpublished_s: float | None
     rejected_callbacks: int
+    replayed_dead_letters: int = 0
 
     def problems(self) -> list[str]:
         """One sentence per count that needs an operator, saying what to look at."""
@@ -57,7 +61,9 @@ class Backlog:
                 "their lease: is a lifecycle worker running?"
             )
         if self.dead_letters:
-            found.append(f"{self.dead_letters} dead letter(s): anyrtc-recorder deadletters list")
+            found.append(
+                f"{self.dead_letters} dead letter(s) not replayed: anyrtc-recorder deadletters list"
+            )
         oldest = self.oldest_unpublished_s
         if oldest is not None and oldest > STUCK_MESSAGE_S:
             found.append(
@@ -66,11 +72,16 @@ class Backlog:
             )
         return found
 
+    def rejects_line(self) -> str:
+        """The rejected callbacks, said whatever else is found."""
+        return f"{self.rejected_callbacks} callback(s) rejected: anyrtc-recorder rejects"
+
     def summary(self) -> str:
         return (
             f"late actions {self.late_actions}, expired leases {self.expired_leases}, "
-            f"dead letters {self.dead_letters}, unpublished messages {self.unpublished}, "
-            f"rejected callbacks kept {self.rejected_callbacks}"
+            f"dead letters {self.dead_letters} (replayed {self.replayed_dead_letters}), "
+            f"unpublished messages {self.unpublished}, "
+            f"rejected callbacks {self.rejected_callbacks}"
         )
 
 
@@ -81,11 +92,15 @@ def read_backlog(client: redis.Redis, prefix: str, now: float) -> Backlog:
     pipe = client.pipeline(transaction=False)
     pipe.zcount(lc.due, "-inf", late)
     pipe.zcount(lc.inflight, "-inf", late)
-    pipe.zcard(lc.dl_index)
+    pipe.hvals(lc.dl_entries)
     pipe.zcard(disc.outbox_pending)
     pipe.llen(disc.rejects)
+    pipe.hget(disc.stats, "callback_rejected")
     pipe.zrange(disc.outbox_pending, 0, _AGE_SAMPLE - 1)
-    late_actions, expired, dead, unpublished, rejects, sample = pipe.execute()
+    late_actions, expired, letters, unpublished, kept, rejected, sample = pipe.execute()
+    replayed = sum(1 for raw in letters if json.loads(raw).get("replayed_at") is not None)
+    # The counter counts every rejection; the list keeps the newest (older counters may lack it).
+    rejects = max(int(rejected or 0), int(kept))
     oldest_s = None
     if sample:
         # Scored by the next publish attempt (each sweep pushes it on), not by age: the age is
@@ -97,5 +112,11 @@ def read_backlog(client: redis.Redis, prefix: str, now: float) -> Backlog:
         if claimed:
             oldest_s = max(0.0, now - min(claimed) / 1000)
     return Backlog(
-        int(late_actions), int(expired), int(dead), int(unpublished), oldest_s, int(rejects)
+        int(late_actions),
+        int(expired),
+        len(letters) - replayed,
+        int(unpublished),
+        oldest_s,
+        rejects,
+        replayed,
     )

@@ -12,7 +12,8 @@ from typing import Any
 
 from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP, Event
 from schedules import cancel, schedule, start_now, stop_now
-from worker.cli.common import Handler, handles_errors, lifecycle, parse_value
+from worker.anyrtc.results import vendor_error_text
+from worker.cli.common import Handler, handles_errors, lifecycle, parse_value, reading
 from worker.cli.output import ago, emit, table, when
 
 __all__ = ["register"]
@@ -49,7 +50,7 @@ def _event_handler(event: Event, apply: Callable[..., dict[str, Any]]) -> Handle
 
 @handles_errors
 def _upcoming(args: argparse.Namespace) -> int:
-    ctx = lifecycle()
+    ctx = reading()
     now = ctx.clock()
     rows = [{"due": due, **view.as_dict()} for due, view in ctx.reader.upcoming(limit=args.limit)]
 
@@ -77,7 +78,7 @@ def _upcoming(args: argparse.Namespace) -> int:
 
 @handles_errors
 def _active(args: argparse.Namespace) -> int:
-    ctx = lifecycle()
+    ctx = reading()
     now = ctx.clock()
     data = {
         "bookings": [v.as_dict() for v in ctx.reader.active()],
@@ -130,7 +131,8 @@ def _history_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
         if e.get("verdict") and e.get("verdict") != "applied":
             detail = f"{e['verdict']}: {detail}".rstrip(": ")
         if e.get("outcome"):
-            detail = f"{e['outcome']} {e.get('code') or ''} {e.get('message') or ''} {detail}"
+            vendor = vendor_error_text(e.get("code"), e.get("message"))
+            detail = f"{e['outcome']} {vendor if vendor != '-' else ''} {detail}"
         rows.append(
             [when(e.get("at")), e.get("event", ""), move, e.get("source") or "", detail.strip()]
         )
@@ -139,10 +141,10 @@ def _history_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
 
 @handles_errors
 def _show(args: argparse.Namespace) -> int:
-    ctx = lifecycle()
+    ctx = reading()
     view = ctx.reader.booking(args.booking_id)
     if view is None:
-        raise LookupError(f"no booking {args.booking_id!r}")
+        return _show_dead_letters(args, ctx.deadletters.list(booking_id=args.booking_id))
     room_id = view.held_room or view.room_id
     room = ctx.reader.room(room_id) if room_id else None
     data = {
@@ -164,7 +166,7 @@ def _show(args: argparse.Namespace) -> int:
             ("updated_at", when(b["updated_at"])),
         ]
         if b["code"]:
-            fields.append(("last vendor error", f"{b['code']}: {b['message']}"))
+            fields.append(("last vendor error", vendor_error_text(b["code"], b["message"])))
         r = d["room"]
         if r:
             fields.append(
@@ -178,6 +180,34 @@ def _show(args: argparse.Namespace) -> int:
             ["AT", "EVENT", "STATE", "SOURCE", "DETAIL"], _history_rows(d["history"]), max_width=80
         )
         return f"{head}\n\nhistory:\n{history}"
+
+    emit(args.json, data, human)
+    return 0
+
+
+def _show_dead_letters(args: argparse.Namespace, letters: list[dict[str, Any]]) -> int:
+    """A booking never stored: its event was refused; show the dead letters that say why."""
+    if not letters:
+        raise LookupError(f"no booking {args.booking_id!r} and no dead letter for it")
+    data = {
+        "booking": None,
+        "note": f"no booking {args.booking_id!r}: its event was dead-lettered",
+        "dead_letters": letters,
+    }
+
+    def human(d: dict[str, Any]) -> str:
+        rows = [
+            [
+                e["id"],
+                when(e.get("created_at")),
+                e.get("task"),
+                e.get("message") or e.get("error"),
+                when(e.get("replayed_at")) if e.get("replayed_at") else "-",
+            ]
+            for e in d["dead_letters"]
+        ]
+        head = f"{d['note']} (anyrtc-recorder deadletters replay ID to apply it again):"
+        return head + "\n" + table(["ID", "CREATED", "TASK", "WHY", "REPLAYED"], rows)
 
     emit(args.json, data, human)
     return 0

@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from schedules.replay import replay
-from worker.cli.common import handles_errors, lifecycle, parse_value
+from worker.cli.common import handles_errors, lifecycle, parse_value, reading
 from worker.cli.output import emit, table, when
 
 __all__ = ["register"]
@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 @handles_errors
 def _list(args: argparse.Namespace) -> int:
-    entries = lifecycle().deadletters.list(args.limit, booking_id=args.booking)
+    entries = reading().deadletters.list(args.limit, booking_id=args.booking)
 
     def human(items: list[dict[str, Any]]) -> str:
         if not items:
@@ -68,7 +68,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 @handles_errors
 def _delete(args: argparse.Namespace) -> int:
-    if not lifecycle().deadletters.delete(args.id):
+    if not reading().deadletters.delete(args.id):
         raise LookupError(f"no dead letter {args.id!r}")
     emit(args.json, {"deleted": args.id}, lambda d: f"dead letter {d['deleted']} deleted")
     return 0

@@ -2,8 +2,10 @@
 
 Checks, in order: settings, Redis (state), the Celery broker, the downstream broker, a signed
 test query reaching the vendor (through the global query budget, so it never trips the limit),
-which workers consume each queue, and what is waiting longer than it should (the backlog).
-Each check is a plain function returning a :class:`Check`.
+which workers consume each queue (and whether messages wait on a queue nobody consumes, Celery's
+default ``celery`` included), whether callbacks need the token, and what is waiting longer than
+it should (the backlog). Each check is a plain function returning a :class:`Check`; any ``fail``
+makes the exit status 1, so a deployment script or a cron job notices.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 
 from config.celery import EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
 from config.settings import Settings, SettingsError, load_settings
+from worker.metrics.queues import CELERY_DEFAULT_QUEUE, ask_workers, consumers_of, queue_depths
 
-__all__ = ["Check", "register", "run_checks", "workers_check"]
+__all__ = ["Check", "check_callbacks", "register", "run_checks", "workers_check"]
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -124,32 +127,67 @@ QUEUE_ROLES = {
 }
 
 
-def workers_check(active_queues: dict[str, list[dict[str, Any]]]) -> Check:
-    """Which node consumes which queue (``inspect().active_queues()``'s reply), and a warning
-    naming every queue of :data:`QUEUE_ROLES` that no answering worker consumes."""
-    if not active_queues:
-        return Check("workers", WARN, "no worker answered within 2 s")
-    consumers: dict[str, list[str]] = {queue: [] for queue in QUEUE_ROLES}
-    for node, queues in sorted(active_queues.items()):
-        for queue in queues or []:
-            consumers.setdefault(str(queue.get("name")), []).append(node)
+def workers_check(
+    active_queues: dict[str, list[dict[str, Any]]], depths: dict[str, int] | None = None
+) -> Check:
+    """Which node consumes which queue (``inspect().active_queues()``'s reply): a failure naming
+    every queue of :data:`QUEUE_ROLES` no answering worker consumes, and every queue of
+    ``depths`` (messages waiting, by queue) whose messages wait with nobody to take them."""
+    consumers = {queue: [] for queue in QUEUE_ROLES} | consumers_of(active_queues)
     served = "; ".join(
         f"{queue}: {', '.join(nodes)}" for queue, nodes in consumers.items() if nodes
     )
-    idle = [f"no worker consumes {q} ({why})" for q, why in QUEUE_ROLES.items() if not consumers[q]]
-    if idle:
-        return Check("workers", WARN, "; ".join(idle) + (f" [{served}]" if served else ""))
+    found = []
+    if not active_queues:
+        found.append("no worker answered within 2 s: are the Procfile's workers running?")
+    else:
+        found += [
+            f"no worker consumes {q} ({why}): start a worker with -Q {q}"
+            for q, why in QUEUE_ROLES.items()
+            if not consumers[q]
+        ]
+    for queue, waiting in sorted((depths or {}).items()):
+        if waiting and not consumers.get(queue):
+            hint = (
+                "tasks sent without the product's routes land here: send them to their queue "
+                "(the booking client does)"
+                if queue == CELERY_DEFAULT_QUEUE
+                else f"start a worker with -Q {queue}"
+            )
+            found.append(
+                f"{waiting} message(s) wait on {queue!r}, which no worker consumes: {hint}"
+            )
+    if found:
+        return Check("workers", FAIL, "; ".join(found) + (f" [{served}]" if served else ""))
     return Check("workers", OK, served)
 
 
 def check_workers(settings: Settings) -> Check:
-    from worker.celery import app
-
     try:
-        replies = app.control.inspect(timeout=2.0).active_queues() or {}
+        replies = ask_workers(timeout_s=2.0)
     except Exception as exc:
-        return Check("workers", WARN, f"could not ask: {type(exc).__name__}: {exc}")
-    return workers_check(replies)
+        return Check("workers", FAIL, f"could not ask: {type(exc).__name__}: {exc}")
+    try:
+        depths = queue_depths()
+    except Exception:
+        depths = None  # the broker check above says why
+    return workers_check(replies, depths)
+
+
+def check_callbacks(settings: Settings) -> Check:
+    """Whether the callback receiver asks for the shared token."""
+    # CALLBACK_AUTH arrives with the callback-auth change; getattr works before and after it.
+    if str(getattr(settings, "callback_auth", "") or "").lower() == "off":
+        return Check(
+            "callbacks",
+            WARN,
+            "CALLBACK_AUTH=off: anyone who can reach the web process can post callbacks",
+        )
+    if settings.callback_token is None:
+        return Check(
+            "callbacks", WARN, "CALLBACK_TOKEN is not set: callbacks are accepted without a token"
+        )
+    return Check("callbacks", OK, "callbacks must carry CALLBACK_TOKEN")
 
 
 def check_backlog(settings: Settings) -> Check:
@@ -165,7 +203,7 @@ def check_backlog(settings: Settings) -> Check:
         return Check("backlog", SKIP, f"could not read: {type(exc).__name__}: {exc}")
     problems = backlog.problems()
     if problems:
-        return Check("backlog", WARN, "; ".join(problems))
+        return Check("backlog", WARN, "; ".join([*problems, backlog.rejects_line()]))
     return Check("backlog", OK, backlog.summary())
 
 
@@ -175,6 +213,7 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_downstream,
     check_vendor,
     check_workers,
+    check_callbacks,
     check_backlog,
 )
 

@@ -24,6 +24,7 @@ from config.downstream import QueueBinding, audit_binding, parse_downstream_queu
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.message import routing_key
 from worker.errors import PublishFailed
+from worker.metrics.recorder import Metrics
 from worker.redis import redis_from_url, scripts_for
 
 if TYPE_CHECKING:
@@ -188,6 +189,7 @@ class FanOut:
     def __init__(self, outbox: Outbox, publisher: Publisher) -> None:
         self.outbox = outbox
         self.publisher = publisher
+        self.metrics = Metrics(outbox.client, outbox.keys.prefix)
 
     def deliver(self, fid: str, body: Mapping[str, Any], source: str) -> bool:
         """Publish the file's message unless some source already did; True if this call won."""
@@ -195,7 +197,7 @@ class FanOut:
         if not self.outbox.claim(fid, json.dumps(body, ensure_ascii=False), routing, source):
             return False
         try:
-            self._publish(fid, body, routing)
+            self._publish(fid, body, routing, source)
         except PublishFailed:
             # Claimed but unconfirmed: the sweep publishes it again once the lease runs out.
             log.exception("message %s not published yet; the outbox sweep will retry it", fid)
@@ -208,9 +210,10 @@ class FanOut:
             self.outbox.forget_pending(fid)
             return False
         body = json.loads(record["body"])
-        self._publish(fid, body, record["routing_key"])
+        self._publish(fid, body, record["routing_key"], record.get("source", ""))
         return True
 
-    def _publish(self, fid: str, body: Mapping[str, Any], routing: str) -> None:
+    def _publish(self, fid: str, body: Mapping[str, Any], routing: str, source: str) -> None:
         self.publisher.publish(body, routing, fid)
         self.outbox.mark_sent(fid)
+        self.metrics.delivered(source, body, self.outbox.clock())

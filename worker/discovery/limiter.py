@@ -33,6 +33,7 @@ import redis
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import DiscoveryKeys
 from worker.errors import BudgetExhausted
+from worker.metrics.recorder import Metrics
 from worker.redis import scripts_for
 
 if TYPE_CHECKING:
@@ -154,11 +155,13 @@ class RedisQueryGate:
         self.limiter = limiter
         self.reserve = reserve
         self._local = threading.local()
+        self.metrics = Metrics(limiter.client, limiter.keys.prefix)
 
     def before_query(self, app_id: str, endpoint: str) -> None:
         """Take a slot or raise BudgetExhausted with the seconds until one frees."""
         self.after_query(app_id, endpoint)  # a slot left open by an interrupted attempt
         decision = self.limiter.acquire(app_id, reserve=self.reserve)
+        self.metrics.query_wait(0.0 if decision.admitted else decision.wait_s)
         if not decision.admitted:
             raise BudgetExhausted(decision.wait_s, app_id)
         self._local.pending = (app_id, decision.token)
@@ -180,6 +183,10 @@ class RedisQueryGate:
         self.after_query(app_id, endpoint)
         window = self.limiter.close(app_id)
         log.warning("vendor answered 299 on %s; budget closed for %.1fs", endpoint, window)
+
+    def on_answer(self, endpoint: str, outcome: str, code: str) -> None:
+        """Count the query in ``anyrtc_vendor_calls_total``."""
+        self.metrics.vendor_call(endpoint, outcome, code)
 
 
 def gated_client(

@@ -11,7 +11,12 @@ concurrently in the worker; one message instead of one per action).
 
 Tasks are thin: the work is in :mod:`schedules`. None of them retries through Celery:
 invalid input ends at once with InvalidBooking and a dead letter, and vendor retries are
-rescheduled in Redis (the due set), not as Celery countdowns.
+rescheduled in Redis (the due set), not as Celery countdowns, so a task whose call will be
+retried ends SUCCESS. An action that ends a booking ``failed`` ends its task FAILURE
+(BookingFailed, with the vendor's code and message), so Flower's Failed filter and task-failed
+events show every failed recording. A batch with such an action fails naming every failed
+action and booking, after all its actions ran: one message stays one task (a separate report
+task could itself be lost or delayed), and the batch's task id is what the dispatcher logged.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from schedules import (
     stop_now,
 )
 from schedules.events import reject
-from worker.errors import InvalidBooking
+from worker.errors import BookingFailed, InvalidBooking
+from worker.tasks.reporting import failed_bookings, raise_if_failed, record_action
 
 __all__ = [
     "cancel_task",
@@ -51,8 +57,9 @@ class LifecycleTask(Task):
     typing = False
     # Any failure here is final for this message; retries are driven from Redis.
     max_retries = 0
-    # Expected outcome of bad input: reported as FAILURE, logged without a traceback.
-    throws = (InvalidBooking,)
+    # Expected outcomes (bad input, a booking the vendor failed): reported as FAILURE, logged
+    # without a traceback.
+    throws = (InvalidBooking, BookingFailed)
 
     _signature: inspect.Signature | None = None
 
@@ -114,7 +121,12 @@ def stop_task(
 @shared_task(name="recordings.perform", base=LifecycleTask, ignore_result=True, track_started=False)
 def perform_task(action: str) -> dict[str, Any]:
     """Carry out one claimed action (issued by the dispatcher; safe to deliver twice)."""
-    return perform(get_lifecycle(), action)
+    ctx = get_lifecycle()
+    started = ctx.clock()
+    summary = perform(ctx, action)
+    record_action(ctx, action, summary, started)
+    raise_if_failed(action, failed_bookings(ctx, summary))
+    return summary
 
 
 @shared_task(
@@ -125,4 +137,16 @@ def perform_batch_task(actions: list[str]) -> dict[str, Any]:
     (issued by the dispatcher; safe to deliver twice; one failing action spares the others)."""
     if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
         raise InvalidBooking("recordings.perform_batch: actions must be a list of action ids")
-    return perform_batch(get_lifecycle(), actions)
+    ctx = get_lifecycle()
+    started = ctx.clock()
+    result = perform_batch(ctx, actions)
+    summaries: dict[str, dict[str, Any]] = result.pop("summaries", {})
+    failing: dict[str, list[Any]] = {}
+    for action_id, summary in summaries.items():
+        record_action(ctx, action_id, summary, started)
+        views = failed_bookings(ctx, summary)
+        if views:
+            failing[action_id] = views
+    if failing:
+        raise_if_failed(", ".join(failing), [v for views in failing.values() for v in views])
+    return result

@@ -25,6 +25,7 @@ from worker.discovery.ops import OpsLog
 from worker.discovery.service import callback_summary
 from worker.redis import get_redis
 from worker.web.auth import check_token
+from worker.web.metrics import register_metrics
 
 __all__ = ["CALLBACK_PATH", "create_app"]
 
@@ -110,6 +111,8 @@ def create_app(
         except redis.RedisError as exc:
             return jsonify(ok=False, redis=type(exc).__name__), 503
         return jsonify(ok=True, redis="ok"), 200
+
+    register_metrics(app, settings, client)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:

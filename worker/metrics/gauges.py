@@ -1,0 +1,118 @@
+"""The deployment's state read from Redis now: what ``/metrics`` exports as gauges and what the
+console's ``budget`` and ``doctor`` report. Read-only; every read is one pipeline or a SCAN."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+
+from schedules.keys import LifecycleKeys
+from worker.discovery.keys import DiscoveryKeys
+
+__all__ = ["BOOKING_STATES", "Budget", "Snapshot", "read_budget", "read_snapshot"]
+
+BOOKING_STATES = (
+    "scheduled",
+    "starting",
+    "recording",
+    "stopping",
+    "stopped",
+    "failed",
+    "cancelled",
+)
+_SCAN_COUNT = 1000
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The query budget of one app id now: slots taken in the current window, the limit, when
+    the next slot frees (0 when one is free) and the look-ups waiting for a slot."""
+
+    used: int
+    limit: int
+    window_s: float
+    next_free_s: float
+    waiting_lookups: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "used": self.used,
+            "limit": self.limit,
+            "window_s": self.window_s,
+            "next_free_s": self.next_free_s,
+            "waiting_lookups": self.waiting_lookups,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Gauges of one deployment (``next_action_s`` is None when nothing is booked)."""
+
+    bookings: dict[str, int]
+    next_action_s: float | None
+    outbox_pending: int
+    dead_letters: int
+    dead_letters_replayed: int
+    callbacks: dict[str, int]
+
+
+def read_budget(
+    client: redis.Redis, prefix: str, app_id: str, limit: int, window_s: float
+) -> Budget:
+    """Slots of the sliding log (``sliding_window.lua``) inside the window, on Redis time."""
+    keys = DiscoveryKeys(prefix)
+    seconds, micros = client.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    window_ms = int(window_s * 1000)
+    entries = client.zrangebyscore(keys.budget(app_id), now_ms - window_ms, "+inf", withscores=True)
+    # A room look-up stays requested (``lookup:<room_id>``) until a query slot runs it.
+    waiting = sum(1 for _ in client.scan_iter(match=keys.lookup("*"), count=_SCAN_COUNT))
+    used = len(entries)
+    next_free_s = 0.0
+    if used >= limit:
+        # The (used - limit + 1)th oldest entry leaves the window first among those that matter.
+        oldest = sorted(score for _, score in entries)[used - limit]
+        next_free_s = max(0.0, (oldest + window_ms - now_ms) / 1000)
+    return Budget(used, limit, window_s, next_free_s, waiting)
+
+
+def read_snapshot(client: redis.Redis, prefix: str, now: float) -> Snapshot:
+    """Every gauge but the budget and the queues (see :func:`read_budget`, ``queues.py``)."""
+    lc, disc = LifecycleKeys(prefix), DiscoveryKeys(prefix)
+    bookings = dict.fromkeys(BOOKING_STATES, 0)
+    pattern = lc.booking("*")
+    batch: list[str] = []
+    for key in client.scan_iter(match=pattern, count=_SCAN_COUNT, _type="hash"):
+        batch.append(key)
+        if len(batch) >= _SCAN_COUNT:
+            _count_states(client, batch, bookings)
+            batch = []
+    _count_states(client, batch, bookings)
+    pipe = client.pipeline(transaction=False)
+    pipe.zrange(lc.due, 0, 0, withscores=True)
+    pipe.zcard(disc.outbox_pending)
+    pipe.hvals(lc.dl_entries)
+    pipe.hmget(disc.stats, ["callback_accepted", "callback_rejected"])
+    first_due, outbox, letters, callbacks = pipe.execute()
+    replayed = sum(1 for raw in letters if json.loads(raw).get("replayed_at") is not None)
+    return Snapshot(
+        bookings=bookings,
+        next_action_s=(float(first_due[0][1]) - now) if first_due else None,
+        outbox_pending=int(outbox),
+        dead_letters=len(letters) - replayed,
+        dead_letters_replayed=replayed,
+        callbacks={"accepted": int(callbacks[0] or 0), "rejected": int(callbacks[1] or 0)},
+    )
+
+
+def _count_states(client: redis.Redis, keys: list[str], into: dict[str, int]) -> None:
+    if not keys:
+        return
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hget(key, "state")
+    for state in pipe.execute():
+        if state:
+            into[str(state)] = into.get(str(state), 0) + 1
