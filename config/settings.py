@@ -68,6 +68,11 @@ class Settings(BaseSettings):
 
     redis_key_prefix: str = Field("anyrtc", min_length=1, validation_alias="REDIS_KEY_PREFIX")
     celery_result_backend: str | None = Field(None, validation_alias="CELERY_RESULT_BACKEND")
+    # Opt-in: Celery's broker and result keys start with this. Empty by default, so a booking
+    # system's plain Celery client (which knows only the URL) finds the queues and results.
+    celery_broker_key_prefix: str = Field(
+        "", max_length=100, validation_alias="CELERY_BROKER_KEY_PREFIX"
+    )
 
     # Lifecycle: booked windows, dispatcher, leases, retries.
     window_lead_s: float = Field(0.0, ge=0, le=3600, validation_alias="WINDOW_LEAD_S")

@@ -50,7 +50,7 @@ def bookings() -> Iterator[BookingClient]:
     settings = get_settings()
     client = BookingClient(
         settings.broker_url,
-        key_prefix=settings.redis_key_prefix,
+        key_prefix=settings.celery_broker_key_prefix,
         result_backend=settings.result_backend,
     )
     yield client
