@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     poll_page_max: int = Field(50, ge=1, le=100, validation_alias="POLL_PAGE_MAX")
     expected_transcode_s: float = Field(900.0, gt=0, validation_alias="EXPECTED_TRANSCODE_S")
     callback_token: SecretStr | None = Field(None, validation_alias="CALLBACK_TOKEN")
+    # The web process refuses to start without CALLBACK_TOKEN unless this says "off": anyone who
+    # reaches it could otherwise announce a file that is published as a real recording.
+    callback_auth: str = Field("on", pattern="^(on|off)$", validation_alias="CALLBACK_AUTH")
+    callback_url_hosts: str = Field("", validation_alias="CALLBACK_URL_HOSTS")
     callback_max_body_bytes: int = Field(
         65536, ge=1024, le=10_485_760, validation_alias="CALLBACK_MAX_BODY_BYTES"
     )
@@ -115,6 +119,22 @@ class Settings(BaseSettings):
     def _token_not_blank(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("callback_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        # "CALLBACK_TOKEN=" in a .env must not switch authentication on with an empty secret.
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
+    @field_validator("callback_url_hosts")
+    @classmethod
+    def _host_list(cls, value: str) -> str:
+        for host in (h.strip() for h in value.split(",")):
+            if host and (any(c.isspace() or c in "/:@?#" for c in host.lstrip(".")) or host == "."):
+                raise ValueError(f"{host!r} is not a host name (e.g. vod.anyrtc.cn or .anyrtc.cn)")
         return value
 
     @field_validator("anyrtc_app_id")
@@ -162,6 +182,12 @@ class Settings(BaseSettings):
         if not self.celery_broker_url:
             self.celery_broker_url = self.redis_url
         return self
+
+    @property
+    def download_hosts(self) -> frozenset[str]:
+        """``CALLBACK_URL_HOSTS`` as lower-case names (empty: any host); ``.x.y`` means any
+        subdomain of ``x.y``."""
+        return frozenset(h.strip().lower() for h in self.callback_url_hosts.split(",") if h.strip())
 
     @property
     def lease_s(self) -> float:
