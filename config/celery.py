@@ -34,7 +34,7 @@ EVENTS_QUEUE = "events"
 #: Celery's own default (``task_default_queue``), where a client without routes sends.
 DEFAULT_QUEUE = "celery"
 
-TASK_MODULES = ("worker.tasks.lifecycle", "worker.tasks.discovery")
+TASK_MODULES = ("worker.tasks.lifecycle", "worker.tasks.discovery", "worker.tasks.misfits")
 
 # Redelivery after a lost worker comes from our own leases; the broker's sweep is a backstop.
 # It must stay above the task hard time limit, which stays above the HTTP timeouts.
@@ -73,6 +73,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        # Dead-letters what it cannot decode (worker/tasks/misfits.py); unknown tasks likewise.
+        "worker_consumer": "worker.tasks.misfits:MisfitConsumer",
         "task_default_queue": LIFECYCLE_QUEUE,
         "task_queues": (
             Queue(LIFECYCLE_QUEUE, Exchange(LIFECYCLE_QUEUE), routing_key=LIFECYCLE_QUEUE),

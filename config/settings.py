@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         "http://vdn.anyrtc.cc/oauth/anyapi/v1", validation_alias="ANYRTC_VOD_API_URL"
     )
     anyrtc_room_type: str = Field("Meet", min_length=1, validation_alias="ANYRTC_ROOM_TYPE")
+    # The room types a booking event may name (comma-separated, case-sensitive as the vendor);
+    # anything else is dead-lettered at once instead of failing at start time.
+    anyrtc_room_types: str = Field("Meet", min_length=1, validation_alias="ANYRTC_ROOM_TYPES")
     anyrtc_http_timeout_s: float = Field(
         10.0, gt=0, le=300, validation_alias="ANYRTC_HTTP_TIMEOUT_S"
     )
@@ -182,6 +185,12 @@ class Settings(BaseSettings):
         if not self.celery_broker_url:
             self.celery_broker_url = self.redis_url
         return self
+
+    @property
+    def room_types(self) -> frozenset[str]:
+        """``ANYRTC_ROOM_TYPES`` plus ``ANYRTC_ROOM_TYPE`` (the default is always allowed)."""
+        listed = {t.strip() for t in self.anyrtc_room_types.split(",") if t.strip()}
+        return frozenset(listed | {self.anyrtc_room_type})
 
     @property
     def download_hosts(self) -> frozenset[str]:
