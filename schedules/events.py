@@ -12,9 +12,9 @@ from typing import Any
 
 from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP, Event
 from schedules.context import Lifecycle
+from schedules.letter_values import clipped
 from schedules.state import FINAL_STATES
 from schedules.windows import (
-    clipped,
     id_problem,
     invalid_booking,
     parse_time,
@@ -22,6 +22,7 @@ from schedules.windows import (
     validate_booking,
 )
 from worker.errors import InvalidBooking
+from worker.logs import secrets_of
 
 __all__ = [
     "MANUAL_PREFIX",
@@ -51,7 +52,7 @@ def reject(
         room_id = kwargs.get("room_id")
         entry = ctx.deadletters.add(
             task=task,
-            kwargs=clipped(kwargs),
+            kwargs=clipped(kwargs, secrets=secrets_of(ctx.settings)),
             error="InvalidBooking",
             message=str(error),
             now=ctx.clock(),

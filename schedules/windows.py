@@ -22,7 +22,6 @@ __all__ = [
     "MAX_USER_DATA_CHARS",
     "BookingRequest",
     "backoff_s",
-    "clipped",
     "id_problem",
     "invalid_booking",
     "parse_time",
@@ -185,19 +184,6 @@ def room_type_problem(value: Any, allowed: frozenset[str] | None = None) -> str 
     if allowed is not None and value not in allowed:
         return f"room_type {value!r} is not one of {', '.join(sorted(allowed))} (ANYRTC_ROOM_TYPES)"
     return None
-
-
-def clipped(kwargs: Mapping[str, Any], max_chars: int = 1024) -> dict[str, Any]:
-    """``kwargs`` with every oversize value shortened, as a dead letter keeps them: a 1 MB id
-    is refused, and must not then be stored whole."""
-    kept: dict[str, Any] = {}
-    for name, value in kwargs.items():
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        if len(text) <= max_chars:
-            kept[name] = value
-        else:
-            kept[name] = f"{text[:max_chars]}... ({len(text)} characters, clipped)"
-    return kept
 
 
 def _time_or_problem(value: Any, name: str, problems: list[str]) -> float | None:

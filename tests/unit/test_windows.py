@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schedules.letter_values import clipped
 from schedules.windows import (
     MAX_USER_DATA_CHARS,
     backoff_s,
-    clipped,
     parse_time,
     start_due,
     stop_due,
@@ -273,3 +273,8 @@ def test_dead_letters_keep_oversize_values_clipped() -> None:
     assert kept["room_id"] == "r"
     assert len(kept["booking_id"]) < 1100 and "10000 characters, clipped" in kept["booking_id"]
     assert isinstance(kept["user_data"], str) and "clipped" in kept["user_data"]
+
+
+def test_dead_letters_never_keep_a_secret() -> None:
+    kept = clipped({"user_data": {"note": "tok-3x"}, "path": "a/tok-3x"}, secrets=["tok-3x"])
+    assert "tok-3x" not in str(kept) and kept["user_data"] == {"note": "***"}

@@ -10,7 +10,6 @@ of the message (clipped, secrets removed). Imported by the worker through ``incl
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,7 +18,7 @@ from celery.worker.consumer import Consumer
 
 from config.settings import get_settings
 from schedules import get_lifecycle
-from schedules.windows import clipped
+from schedules.letter_values import clipped
 from worker.logs import secrets_of
 
 __all__ = ["MisfitConsumer", "dead_letter_message"]
@@ -27,13 +26,6 @@ __all__ = ["MisfitConsumer", "dead_letter_message"]
 log = logging.getLogger(__name__)
 
 BODY_CLIP = 2000
-
-
-def _scrubbed(value: Any) -> Any:
-    text = json.dumps(value, default=str)
-    for secret in secrets_of(get_settings()):
-        text = text.replace(json.dumps(secret)[1:-1], "***")
-    return json.loads(text)
 
 
 def _readable(message: Any) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def dead_letter_message(message: Any, *, task: str, error: str, reason: str) -> 
     """One dead letter for ``message``; never raises (the consumer must keep consuming)."""
     try:
         ctx = get_lifecycle()
-        kwargs = _scrubbed(clipped(_readable(message)))
+        kwargs = clipped(_readable(message), secrets=secrets_of(get_settings()))
         entry = ctx.deadletters.add(
             task=task, kwargs=kwargs, error=error, message=reason, now=ctx.clock()
         )
