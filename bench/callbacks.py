@@ -110,7 +110,7 @@ def _worker_ready(env: Mapping[str, str]) -> bool:
 
     # A control ping: the worker logs "ready" only at INFO, which the bench keeps quiet.
     app = Celery(broker=env["REDIS_URL"])
-    app.conf.broker_transport_options = {"global_keyprefix": f"{env['REDIS_KEY_PREFIX']}:broker:"}
+    app.conf.broker_transport_options = {"global_keyprefix": env["CELERY_BROKER_KEY_PREFIX"]}
     try:
         return bool(app.control.ping(timeout=0.5))
     finally:
@@ -176,6 +176,8 @@ def bench_env(sim: Any, redis_url: str, prefix: str, token: str, **extra: str) -
         "ANYRTC_VOD_API_URL": sim.vod_api_url,
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": prefix,
+        # Opt in to a broker prefix so the bench's queues never meet a deployment's.
+        "CELERY_BROKER_KEY_PREFIX": f"{prefix}:broker:",
         "DOWNSTREAM_EXCHANGE": prefix,
         "DOWNSTREAM_QUEUES": f"{prefix}-customer=recording.*",
         "CALLBACK_TOKEN": token,

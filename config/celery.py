@@ -4,6 +4,11 @@ Queues (explicit; nothing routes in code):
 - ``lifecycle``: booking events and start/stop actions; a start must never wait behind a poll.
 - ``query``: calls to the vendor's budgeted query endpoints (time poll, room look-ups).
 - ``events``: callback intake and downstream publishing; never waits on the vendor.
+- ``celery``: Celery's default queue, consumed by the lifecycle worker beside ``lifecycle``, so a
+  booking system that sends ``recordings.*`` by name with no queue option is still served.
+
+Broker and result keys carry no prefix unless ``CELERY_BROKER_KEY_PREFIX`` is set: a plain
+``Celery(broker=url)`` client must find the queues and read the results as they are.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ from kombu import Exchange, Queue
 from anyrtc_recorder_client.contract import LIFECYCLE_QUEUE
 from config.settings import Settings
 
-__all__ = ["EVENTS_QUEUE", "LIFECYCLE_QUEUE", "QUERY_QUEUE", "TASK_MODULES", "celery_config"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "EVENTS_QUEUE",
+    "LIFECYCLE_QUEUE",
+    "QUERY_QUEUE",
+    "TASK_MODULES",
+    "celery_config",
+]
 
 QUERY_QUEUE = "query"
 EVENTS_QUEUE = "events"
+#: Celery's own default (``task_default_queue``), where a client without routes sends.
+DEFAULT_QUEUE = "celery"
 
-TASK_MODULES = ("worker.tasks.lifecycle", "worker.tasks.discovery")
+TASK_MODULES = ("worker.tasks.lifecycle", "worker.tasks.discovery", "worker.tasks.misfits")
 
 # Redelivery after a lost worker comes from our own leases; the broker's sweep is a backstop.
 # It must stay above the task hard time limit, which stays above the HTTP timeouts.
@@ -30,18 +44,16 @@ TASK_TIME_LIMIT_S = 120
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The lowercase Celery settings for ``app.config_from_object``."""
-    broker_options = {
-        "visibility_timeout": VISIBILITY_TIMEOUT_S,
-        "global_keyprefix": f"{settings.redis_key_prefix}:broker:",
-    }
+    broker_options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    result_options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    if settings.celery_broker_key_prefix:
+        broker_options["global_keyprefix"] = settings.celery_broker_key_prefix
+        result_options["global_keyprefix"] = settings.celery_broker_key_prefix
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
         "broker_transport_options": broker_options,
-        "result_backend_transport_options": {
-            "visibility_timeout": VISIBILITY_TIMEOUT_S,
-            "global_keyprefix": f"{settings.redis_key_prefix}:results:",
-        },
+        "result_backend_transport_options": result_options,
         "visibility_timeout": VISIBILITY_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
@@ -61,11 +73,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        # Dead-letters what it cannot decode (worker/tasks/misfits.py); unknown tasks likewise.
+        "worker_consumer": "worker.tasks.misfits:MisfitConsumer",
         "task_default_queue": LIFECYCLE_QUEUE,
         "task_queues": (
             Queue(LIFECYCLE_QUEUE, Exchange(LIFECYCLE_QUEUE), routing_key=LIFECYCLE_QUEUE),
             Queue(QUERY_QUEUE, Exchange(QUERY_QUEUE), routing_key=QUERY_QUEUE),
             Queue(EVENTS_QUEUE, Exchange(EVENTS_QUEUE), routing_key=EVENTS_QUEUE),
+            Queue(DEFAULT_QUEUE, Exchange(DEFAULT_QUEUE), routing_key=DEFAULT_QUEUE),
         ),
         "task_routes": {
             "recordings.*": {"queue": LIFECYCLE_QUEUE, "routing_key": LIFECYCLE_QUEUE},

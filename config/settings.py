@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         "http://vdn.anyrtc.cc/oauth/anyapi/v1", validation_alias="ANYRTC_VOD_API_URL"
     )
     anyrtc_room_type: str = Field("Meet", min_length=1, validation_alias="ANYRTC_ROOM_TYPE")
+    # The room types a booking event may name (comma-separated, case-sensitive as the vendor);
+    # anything else is dead-lettered at once instead of failing at start time.
+    anyrtc_room_types: str = Field("Meet", min_length=1, validation_alias="ANYRTC_ROOM_TYPES")
     anyrtc_http_timeout_s: float = Field(
         10.0, gt=0, le=300, validation_alias="ANYRTC_HTTP_TIMEOUT_S"
     )
@@ -68,6 +71,11 @@ class Settings(BaseSettings):
 
     redis_key_prefix: str = Field("anyrtc", min_length=1, validation_alias="REDIS_KEY_PREFIX")
     celery_result_backend: str | None = Field(None, validation_alias="CELERY_RESULT_BACKEND")
+    # Opt-in: Celery's broker and result keys start with this. Empty by default, so a booking
+    # system's plain Celery client (which knows only the URL) finds the queues and results.
+    celery_broker_key_prefix: str = Field(
+        "", max_length=100, validation_alias="CELERY_BROKER_KEY_PREFIX"
+    )
 
     # Lifecycle: booked windows, dispatcher, leases, retries.
     window_lead_s: float = Field(0.0, ge=0, le=3600, validation_alias="WINDOW_LEAD_S")
@@ -89,6 +97,10 @@ class Settings(BaseSettings):
     poll_page_max: int = Field(50, ge=1, le=100, validation_alias="POLL_PAGE_MAX")
     expected_transcode_s: float = Field(900.0, gt=0, validation_alias="EXPECTED_TRANSCODE_S")
     callback_token: SecretStr | None = Field(None, validation_alias="CALLBACK_TOKEN")
+    # The web process refuses to start without CALLBACK_TOKEN unless this says "off": anyone who
+    # reaches it could otherwise announce a file that is published as a real recording.
+    callback_auth: str = Field("on", pattern="^(on|off)$", validation_alias="CALLBACK_AUTH")
+    callback_url_hosts: str = Field("", validation_alias="CALLBACK_URL_HOSTS")
     callback_max_body_bytes: int = Field(
         65536, ge=1024, le=10_485_760, validation_alias="CALLBACK_MAX_BODY_BYTES"
     )
@@ -119,6 +131,22 @@ class Settings(BaseSettings):
     def _user_colon_password(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and ":" not in value.get_secret_value():
             raise ValueError("must be user:password")
+        return value
+
+    @field_validator("callback_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        # "CALLBACK_TOKEN=" in a .env must not switch authentication on with an empty secret.
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
+    @field_validator("callback_url_hosts")
+    @classmethod
+    def _host_list(cls, value: str) -> str:
+        for host in (h.strip() for h in value.split(",")):
+            if host and (any(c.isspace() or c in "/:@?#" for c in host.lstrip(".")) or host == "."):
+                raise ValueError(f"{host!r} is not a host name (e.g. vod.anyrtc.cn or .anyrtc.cn)")
         return value
 
     @field_validator("anyrtc_app_id")
@@ -166,6 +194,18 @@ class Settings(BaseSettings):
         if not self.celery_broker_url:
             self.celery_broker_url = self.redis_url
         return self
+
+    @property
+    def room_types(self) -> frozenset[str]:
+        """``ANYRTC_ROOM_TYPES`` plus ``ANYRTC_ROOM_TYPE`` (the default is always allowed)."""
+        listed = {t.strip() for t in self.anyrtc_room_types.split(",") if t.strip()}
+        return frozenset(listed | {self.anyrtc_room_type})
+
+    @property
+    def download_hosts(self) -> frozenset[str]:
+        """``CALLBACK_URL_HOSTS`` as lower-case names (empty: any host); ``.x.y`` means any
+        subdomain of ``x.y``."""
+        return frozenset(h.strip().lower() for h in self.callback_url_hosts.split(",") if h.strip())
 
     @property
     def lease_s(self) -> float:

@@ -12,9 +12,17 @@ from typing import Any
 
 from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP, Event
 from schedules.context import Lifecycle
+from schedules.letter_values import clipped
 from schedules.state import FINAL_STATES
-from schedules.windows import invalid_booking, parse_time, validate_booking
+from schedules.windows import (
+    id_problem,
+    invalid_booking,
+    parse_time,
+    room_type_problem,
+    validate_booking,
+)
 from worker.errors import InvalidBooking
+from worker.logs import secrets_of
 
 __all__ = [
     "MANUAL_PREFIX",
@@ -44,12 +52,12 @@ def reject(
         room_id = kwargs.get("room_id")
         entry = ctx.deadletters.add(
             task=task,
-            kwargs=kwargs,
+            kwargs=clipped(kwargs, secrets=secrets_of(ctx.settings)),
             error="InvalidBooking",
             message=str(error),
             now=ctx.clock(),
-            booking_id=booking_id if isinstance(booking_id, str) else None,
-            room_id=room_id if isinstance(room_id, str) else None,
+            booking_id=booking_id if id_problem("", booking_id) is None else None,
+            room_id=room_id if id_problem("", room_id) is None else None,
         )
         log.warning("%s rejected (dead letter %s): %s", task, entry, error)
     return error
@@ -102,7 +110,12 @@ def _apply_window(
     """Validate ``candidate`` (the window asked for) and apply it as ``mode``; ``kwargs`` is the
     event as received, kept for dead letters and replays."""
     try:
-        request = validate_booking(candidate, now=now, max_booking_s=ctx.settings.max_booking_s)
+        request = validate_booking(
+            candidate,
+            now=now,
+            max_booking_s=ctx.settings.max_booking_s,
+            room_types=ctx.settings.room_types,
+        )
     except InvalidBooking as exc:
         raise reject(ctx, event.task, kwargs, exc, dead_letter=dead_letter) from None
     result = ctx.store.apply_event(
@@ -125,10 +138,9 @@ def _apply_window(
 def _booking_id_and_time(
     ctx: Lifecycle, task: str, kwargs: dict[str, Any], *, dead_letter: bool
 ) -> tuple[str, float | None]:
-    problems: list[str] = []
     booking_id = kwargs.get("booking_id")
-    if not isinstance(booking_id, str) or not booking_id.strip():
-        problems.append("booking_id must be a non-empty string")
+    problem = id_problem("booking_id", booking_id)
+    problems = [problem] if problem else []
     updated_at = None
     if kwargs.get("updated_at") is not None:
         try:
@@ -157,10 +169,12 @@ def cancel(
     return {"booking_id": bid, **result.as_dict()}
 
 
-def _room_problem(room_id: Any) -> list[str]:
-    if not isinstance(room_id, str) or not room_id.strip():
-        return ["room_id must be a non-empty string"]
-    return []
+def _hold_problems(room_id: Any, booking_id: Any) -> list[str]:
+    """The room and (optional) booking of a start or stop, checked like a schedule's."""
+    problems = [id_problem("room_id", room_id)]
+    if booking_id is not None:
+        problems.append(id_problem("booking_id", booking_id))
+    return [p for p in problems if p]
 
 
 def start_now(
@@ -182,7 +196,7 @@ def start_now(
     records is joined without a vendor call.
     """
     kwargs = START.kwargs(locals())
-    problems = _room_problem(room_id)
+    problems = _hold_problems(room_id, booking_id)
     if problems:
         raise reject(ctx, START.task, kwargs, invalid_booking(problems), dead_letter=dead_letter)
     bid = booking_id if booking_id is not None else manual_booking_id(room_id)
@@ -227,9 +241,10 @@ def stop_now(
     the recording was started with.
     """
     kwargs = STOP.kwargs(locals())
-    problems = _room_problem(room_id)
-    if booking_id is not None and (not isinstance(booking_id, str) or not booking_id.strip()):
-        problems.append("booking_id must be a non-empty string or null")
+    problems = _hold_problems(room_id, booking_id)
+    type_problem = room_type_problem(room_type, ctx.settings.room_types)
+    if type_problem:
+        problems.append(type_problem)
     bid = booking_id if booking_id is not None else manual_booking_id(str(room_id))
     existing = ctx.reader.booking(bid) if not problems else None
     if existing is not None and existing.room_id and existing.room_id != room_id:

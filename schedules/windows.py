@@ -22,8 +22,10 @@ __all__ = [
     "MAX_USER_DATA_CHARS",
     "BookingRequest",
     "backoff_s",
+    "id_problem",
     "invalid_booking",
     "parse_time",
+    "room_type_problem",
     "start_due",
     "stop_due",
     "validate_booking",
@@ -112,7 +114,18 @@ def _epoch(number: float, name: str) -> float:
     return number
 
 
-def _id_problem(name: str, value: Any) -> str | None:
+def _unencodable(text: str) -> bool:
+    # A lone surrogate (JSON "\ud800") passes as a str but fails every UTF-8 write: Redis,
+    # the vendor call, a log line.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def id_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` is not a usable booking or room id (None when it is)."""
     if not isinstance(value, str):
         return f"{name} must be a string, not {type(value).__name__}"
     if not value.strip():
@@ -121,6 +134,8 @@ def _id_problem(name: str, value: Any) -> str | None:
         return f"{name} is {len(value)} characters long; at most {MAX_ID_LENGTH} allowed"
     if _CONTROL.search(value):
         return f"{name} must not contain control characters"
+    if _unencodable(value):
+        return f"{name} must be valid Unicode (it holds a lone surrogate)"
     return None
 
 
@@ -140,6 +155,8 @@ def _user_data_problem(value: Any) -> str | None:
         return f"user_data must be a string or a JSON object, not {type(value).__name__}"
     if len(text) > MAX_USER_DATA_CHARS:
         return f"user_data is {len(text)} characters; at most {MAX_USER_DATA_CHARS} allowed"
+    if _unencodable(text):
+        return "user_data must be valid Unicode (it holds a lone surrogate)"
     return None
 
 
@@ -148,20 +165,24 @@ def _path_problem(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         return "path must be a non-empty string"
+    if len(value) > MAX_PATH_LENGTH or _CONTROL.search(value) or _unencodable(value):
+        return f"path must be at most {MAX_PATH_LENGTH} printable characters (valid Unicode)"
     if value.startswith("/") or "\\" in value or ".." in value.split("/"):
         return f"path {value!r} must be a relative storage path without '..' or '\\'"
-    if len(value) > MAX_PATH_LENGTH or _CONTROL.search(value):
-        return f"path must be at most {MAX_PATH_LENGTH} printable characters"
     return None
 
 
-def _room_type_problem(value: Any) -> str | None:
+def room_type_problem(value: Any, allowed: frozenset[str] | None = None) -> str | None:
+    """Why ``value`` is not a room type to start with (None when it is, or is not given);
+    ``allowed`` is the deployment's list (``ANYRTC_ROOM_TYPES``), case-sensitive as the vendor."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         return "room_type must be a non-empty string (e.g. Meet)"
-    if len(value) > MAX_ROOM_TYPE_LENGTH or _CONTROL.search(value):
+    if len(value) > MAX_ROOM_TYPE_LENGTH or _CONTROL.search(value) or _unencodable(value):
         return f"room_type must be at most {MAX_ROOM_TYPE_LENGTH} printable characters"
+    if allowed is not None and value not in allowed:
+        return f"room_type {value!r} is not one of {', '.join(sorted(allowed))} (ANYRTC_ROOM_TYPES)"
     return None
 
 
@@ -176,14 +197,21 @@ def _time_or_problem(value: Any, name: str, problems: list[str]) -> float | None
         return None
 
 
-def validate_booking(raw: Mapping[str, Any], *, now: float, max_booking_s: float) -> BookingRequest:
-    """A :class:`BookingRequest` from ``recordings.schedule`` keyword arguments.
+def validate_booking(
+    raw: Mapping[str, Any],
+    *,
+    now: float,
+    max_booking_s: float,
+    room_types: frozenset[str] | None = None,
+) -> BookingRequest:
+    """A :class:`BookingRequest` from ``recordings.schedule`` keyword arguments (``room_types``:
+    the allowed ``room_type`` values; None takes any well-formed one).
 
     Raise InvalidBooking listing *every* problem, so one dead letter tells the whole story.
     """
     problems: list[str] = []
     for name in ("booking_id", "room_id"):
-        problem = _id_problem(name, raw.get(name))
+        problem = id_problem(name, raw.get(name))
         if problem:
             problems.append(problem)
     start = _time_or_problem(raw.get("start_at"), "start_at", problems)
@@ -207,7 +235,7 @@ def validate_booking(raw: Mapping[str, Any], *, now: float, max_booking_s: float
     for problem in (
         _user_data_problem(raw.get("user_data")),
         _path_problem(raw.get("path")),
-        _room_type_problem(raw.get("room_type")),
+        room_type_problem(raw.get("room_type"), room_types),
     ):
         if problem:
             problems.append(problem)

@@ -9,15 +9,17 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from config.celery import LIFECYCLE_QUEUE
+from config.celery import DEFAULT_QUEUE, LIFECYCLE_QUEUE
 from config.settings import get_settings
 from schedules import Lifecycle
+from tests.support.run import RUN_ID, UNPREFIXED_REDIS_URL
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 
@@ -38,6 +40,23 @@ try:
     print(json.dumps(result.get(timeout=20)))
 finally:
     bookings.close()
+"""
+
+# A booking system with nothing but Celery and the URL: no queue, no transport options, and not
+# even this project's client package.
+PLAIN = """
+import json, sys
+from celery import Celery
+
+url, booking, room, start, end = sys.argv[1:]
+app = Celery(broker=url, backend=url)
+try:
+    result = app.send_task("recordings.schedule", kwargs={
+        "booking_id": booking, "room_id": room, "start_at": float(start), "end_at": float(end),
+    })
+    print(json.dumps(result.get(timeout=20)))
+finally:
+    app.close()
 """
 
 
@@ -106,7 +125,7 @@ def test_a_meeting_booked_from_the_client_venv_is_recorded(
             BOOK,
             settings.broker_url,
             settings.result_backend,
-            settings.redis_key_prefix,
+            settings.celery_broker_key_prefix,
             booking,
             room,
             str(start_at),
@@ -126,3 +145,36 @@ def test_a_meeting_booked_from_the_client_venv_is_recorded(
         assert json.loads(started["params"]["UserData"]) == {"from": "venv"}
         reader = Lifecycle(settings, redis_client).reader
         wait_until(lambda: (v := reader.booking(booking)) and v.state == "stopped", 5, "stopped")
+
+
+@pytest.fixture
+def unprefixed_redis() -> Iterator[redis.Redis]:
+    """The tier's own database, where the worker runs at the default: no broker key prefix."""
+    client = redis.Redis.from_url(UNPREFIXED_REDIS_URL, decode_responses=True)
+    yield client
+    for key in client.scan_iter(match=f"*{RUN_ID}*", count=1000):
+        client.delete(key)
+    for key in client.scan_iter(match="celery-task-meta-*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def test_a_plain_celery_client_books_by_task_name_alone(
+    client_python: Path, tmp_path: Path, unprefixed_redis: redis.Redis, sim: Any
+) -> None:
+    sim.reset(latency_s=0.0, jitter_s=0.0, error_rate=0.0, http_error_rate=0.0)
+    booking, room = f"plain-b-{RUN_ID}", f"plain-r-{RUN_ID}"
+    defaults = {"REDIS_URL": UNPREFIXED_REDIS_URL, "CELERY_BROKER_KEY_PREFIX": ""}
+    queues = (LIFECYCLE_QUEUE, DEFAULT_QUEUE)  # the Procfile's lifecycle line
+    with running_worker(queues=queues, concurrency=4, env=defaults):
+        start_at = time.time() + 2
+        script = (PLAIN, UNPREFIXED_REDIS_URL, booking, room, str(start_at), str(start_at + 1))
+        booked = run(client_python, "-c", *script, cwd=tmp_path)
+        assert booked.returncode == 0, booked.stderr
+        assert json.loads(booked.stdout)["verdict"] == "applied"
+
+        def calls(endpoint: str) -> list[dict[str, Any]]:
+            return [e for e in sim.journal(endpoint) if e["params"].get("ArRoomID") == room]
+
+        wait_until(lambda: calls("stoprecord"), 15, "the window's stop")
+        assert [e["verdict"] for e in calls("startrecord")] == ["ok"]

@@ -50,7 +50,7 @@ def bookings() -> Iterator[BookingClient]:
     settings = get_settings()
     client = BookingClient(
         settings.broker_url,
-        key_prefix=settings.redis_key_prefix,
+        key_prefix=settings.celery_broker_key_prefix,
         result_backend=settings.result_backend,
     )
     yield client
@@ -273,9 +273,9 @@ def test_each_bad_input_fails_with_its_error_and_a_dead_letter(
         ("recordings.schedule", {**good, "start_at": "2030-01-01T10:00:00"}, "no UTC offset"),
         ("recordings.schedule", {"booking_id": "bad", "room_id": "rZ"}, "missing a required"),
         ("recordings.schedule", {**good, "colour": "red"}, "unexpected keyword"),
-        ("recordings.cancel", {"booking_id": ""}, "booking_id must be a non-empty string"),
-        ("recordings.start", {"room_id": ""}, "room_id must be a non-empty string"),
-        ("recordings.stop", {"room_id": 5}, "room_id must be a non-empty string"),
+        ("recordings.cancel", {"booking_id": ""}, "booking_id must not be empty"),
+        ("recordings.start", {"room_id": ""}, "room_id must not be empty"),
+        ("recordings.stop", {"room_id": 5}, "room_id must be a string, not int"),
     ]
     sent = [(app.send_task(name, kwargs=kwargs), fragment) for name, kwargs, fragment in cases]
     for result, fragment in sent:

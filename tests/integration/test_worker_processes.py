@@ -75,7 +75,7 @@ def test_each_line_consumes_its_own_queues_and_a_window_is_recorded(
     by_prefix = {node.split("@")[0]: queues for node, queues in nodes.items()}
     # The node name carries the process's own pid ($$ in the line; exec keeps it).
     assert by_prefix == {
-        f"lifecycle-{pids['lifecycle']}": {"lifecycle"},
+        f"lifecycle-{pids['lifecycle']}": {"lifecycle", "celery"},
         f"discovery-{pids['discovery']}": {"query", "events"},
     }
 
@@ -83,7 +83,7 @@ def test_each_line_consumes_its_own_queues_and_a_window_is_recorded(
     settings = get_settings()
     bookings = BookingClient(
         settings.broker_url,
-        key_prefix=settings.redis_key_prefix,
+        key_prefix=settings.celery_broker_key_prefix,
         result_backend=settings.result_backend,
     )
     try:

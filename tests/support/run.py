@@ -1,6 +1,7 @@
 """This test run's names and the environment every tier runs under (no server needed to set it).
 
-Every key this run writes (state, broker, results) starts with ``TEST_PREFIX``, in database
+Every key this run writes (state, and through the opt-in ``CELERY_BROKER_KEY_PREFIX`` broker
+and results) starts with ``TEST_PREFIX``, in database
 ``TEST_REDIS_DB`` (default 11) of ``TEST_REDIS_URL``, and every name carries ``RUN_ID``, so
 parallel runs on one Redis never meet.
 """
@@ -16,6 +17,7 @@ __all__ = [
     "TEST_PREFIX",
     "TEST_REDIS_URL",
     "TEST_VOD_TOKEN",
+    "UNPREFIXED_REDIS_URL",
     "base_environment",
 ]
 
@@ -26,6 +28,12 @@ TEST_VOD_TOKEN = f"test-vod-token-{RUN_ID}"  # distinct, so leak tests can searc
 TEST_REDIS_URL = (
     os.environ.get("TEST_REDIS_URL")
     or f"redis://127.0.0.1:6379/{int(os.environ.get('TEST_REDIS_DB', '11'))}"
+)
+# The one test tier that runs the product at its default (no broker key prefix), for the plain
+# Celery client that knows only the URL: a database of its own, so its queues meet no other run's.
+UNPREFIXED_REDIS_URL = (
+    os.environ.get("TEST_UNPREFIXED_REDIS_URL")
+    or f"redis://127.0.0.1:6379/{int(os.environ.get('TEST_UNPREFIXED_REDIS_DB', '12'))}"
 )
 # Port 9 (discard) refuses connections on loopback: a unit test that reaches for the vendor by
 # mistake fails at once instead of calling the real anyRTC (the settings' default URLs).
@@ -42,5 +50,8 @@ def base_environment() -> dict[str, str]:
         "ANYRTC_HTTP_TIMEOUT_S": "3",
         "REDIS_URL": TEST_REDIS_URL,
         "REDIS_KEY_PREFIX": TEST_PREFIX,
+        # The product's default is no broker prefix (plain clients must find the queues); test
+        # runs opt in so that parallel runs on one database never share a queue.
+        "CELERY_BROKER_KEY_PREFIX": f"{TEST_PREFIX}:celery:",
         "DOWNSTREAM_EXCHANGE": f"recordings-{RUN_ID}",
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config.celery import EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
+from config.celery import DEFAULT_QUEUE, EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
 from config.settings import Settings
 from worker.demo.procfile import read_procfile
 
@@ -81,8 +81,10 @@ def _consumed_queues(name: str) -> set[str]:
 
 
 def test_lifecycle_has_a_worker_of_its_own() -> None:
-    """Start and stop calls never wait behind polls or callbacks: no process shares their pool."""
-    assert _consumed_queues("lifecycle") == {LIFECYCLE_QUEUE}
+    """Start and stop calls never wait behind polls or callbacks: no process shares their pool.
+    The lifecycle worker also reads Celery's default queue, where a booking system's plain
+    client sends ``recordings.*`` when it names no queue."""
+    assert _consumed_queues("lifecycle") == {LIFECYCLE_QUEUE, DEFAULT_QUEUE}
     assert _consumed_queues("discovery") == {QUERY_QUEUE, EVENTS_QUEUE}
 
 

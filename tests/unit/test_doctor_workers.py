@@ -12,7 +12,10 @@ def _queues(*names: str) -> list[dict[str, str]]:
     return [{"name": name, "routing_key": name} for name in names]
 
 
-EVERY = {"lifecycle-1@h": _queues("lifecycle"), "discovery-3@h": _queues("query", "events")}
+EVERY = {
+    "lifecycle-1@h": _queues("lifecycle", "celery"),
+    "discovery-3@h": _queues("query", "events"),
+}
 
 
 def test_no_reply_is_a_failure() -> None:
@@ -25,15 +28,16 @@ def test_no_reply_is_a_failure() -> None:
 def test_every_queue_consumed_lists_its_nodes() -> None:
     check = workers_check(
         {
-            "lifecycle-2@h": _queues("lifecycle"),
-            "lifecycle-1@h": _queues("lifecycle"),
+            "lifecycle-2@h": _queues("lifecycle", "celery"),
+            "lifecycle-1@h": _queues("lifecycle", "celery"),
             "discovery-3@h": _queues("query", "events"),
         },
         {"lifecycle": 3, "query": 0, "events": 0, "celery": 0},
     )
     assert check.status == "ok"
     assert check.detail == (
-        "lifecycle: lifecycle-1@h, lifecycle-2@h; query: discovery-3@h; events: discovery-3@h"
+        "lifecycle: lifecycle-1@h, lifecycle-2@h; query: discovery-3@h; events: discovery-3@h; "
+        "celery: lifecycle-1@h, lifecycle-2@h"
     )
 
 
@@ -42,7 +46,8 @@ def test_each_unconsumed_queue_is_named_with_what_stops_and_fails() -> None:
     assert check.status == "fail"
     assert check.detail == (
         f"no worker consumes lifecycle ({QUEUE_ROLES['lifecycle']}): start a worker with "
-        "-Q lifecycle [query: discovery-3@h; events: discovery-3@h]"
+        f"-Q lifecycle; no worker consumes celery ({QUEUE_ROLES['celery']}): start a worker "
+        "with -Q celery [query: discovery-3@h; events: discovery-3@h]"
     )
 
 
@@ -52,12 +57,16 @@ def test_a_worker_with_no_queues_counts_as_none() -> None:
     assert all(f"no worker consumes {queue}" in check.detail for queue in QUEUE_ROLES)
 
 
-def test_messages_on_celerys_default_queue_fail_and_say_where_they_come_from() -> None:
-    check = workers_check(EVERY, {"lifecycle": 0, "celery": 2})
+def test_messages_on_celerys_default_queue_with_no_consumer_fail() -> None:
+    """A lifecycle worker started without Celery's default queue (an older Procfile line):
+    tasks sent by name alone wait there."""
+    older = {**EVERY, "lifecycle-1@h": _queues("lifecycle")}
+    check = workers_check(older, {"lifecycle": 0, "celery": 2})
     assert check.status == "fail"
-    assert check.detail.startswith(
-        "2 message(s) wait on 'celery', which no worker consumes: tasks sent without the "
-        "product's routes land here"
+    assert f"no worker consumes celery ({QUEUE_ROLES['celery']})" in check.detail
+    assert (
+        "2 message(s) wait on 'celery', which no worker consumes: start a worker with -Q celery"
+        in check.detail
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schedules.letter_values import clipped
 from schedules.windows import (
     MAX_USER_DATA_CHARS,
     backoff_s,
@@ -238,3 +239,42 @@ def test_any_json_arguments_are_a_booking_or_an_invalid_booking(changes: dict) -
         assert str(exc)
         return
     assert booking.start_at < booking.end_at
+
+
+# -- hostile values (issue 13) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"booking_id": "b\ud800"}, "booking_id must be valid Unicode"),
+        ({"user_data": {"k": "\udfff"}}, "user_data must be valid Unicode"),
+        ({"path": "a/\ud800"}, "path must be at most"),
+        ({"path": "p" * 1_000_000}, "path must be at most"),
+        ({"room_type": "meet"}, "room_type 'meet' is not one of Meet"),
+    ],
+)
+def test_hostile_values_are_refused_with_their_reason(changes: dict, needle: str) -> None:
+    with pytest.raises(InvalidBooking, match=needle):
+        validate_booking(
+            _valid(**changes), now=NOW, max_booking_s=MAX, room_types=frozenset({"Meet"})
+        )
+
+
+def test_allowed_room_types_pass() -> None:
+    booking = validate_booking(
+        _valid(room_type="Live"), now=NOW, max_booking_s=MAX, room_types=frozenset({"Meet", "Live"})
+    )
+    assert booking.room_type == "Live"
+
+
+def test_dead_letters_keep_oversize_values_clipped() -> None:
+    kept = clipped({"booking_id": "x" * 10_000, "room_id": "r", "user_data": {"k": "v" * 5000}})
+    assert kept["room_id"] == "r"
+    assert len(kept["booking_id"]) < 1100 and "10000 characters, clipped" in kept["booking_id"]
+    assert isinstance(kept["user_data"], str) and "clipped" in kept["user_data"]
+
+
+def test_dead_letters_never_keep_a_secret() -> None:
+    kept = clipped({"user_data": {"note": "tok-3x"}, "path": "a/tok-3x"}, secrets=["tok-3x"])
+    assert "tok-3x" not in str(kept) and kept["user_data"] == {"note": "***"}

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from worker.anyrtc.fields import (
+    EPOCH_MS_THRESHOLD,
+    MAX_EPOCH_MS,
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_URL_CHARS,
+    check_text,
+    china_local_time,
+    download_url,
+    epoch_ms,
+    normalize_download_url,
+    parse_epoch_or_iso,
+    plausible_time,
+)
 
 __all__ = [
     "EPOCH_MS_THRESHOLD",
@@ -22,10 +36,8 @@ __all__ = [
     "parse_epoch_or_iso",
 ]
 
-EPOCH_MS_THRESHOLD = 10**11  # 1973 in ms, year 5138 in s: anything above is milliseconds
-# 9999-12-31T23:59:59.999Z, datetime's last instant: a larger epoch is not a date (and would
-# raise OverflowError, which pydantic does not turn into a validation error).
-MAX_EPOCH_MS = 253_402_300_799_999
+MAX_FILE_SIZE = 2**53  # 8 PiB, and the largest integer every JSON reader keeps exact
+MAX_DURATION_S = 7 * 24 * 3600  # a week: no meeting records longer
 
 
 class FileStatus:
@@ -36,20 +48,6 @@ class FileStatus:
     DONE = 2
     FAILED = 3
     FINAL = frozenset({DONE, FAILED})
-
-
-def epoch_ms(value: int | float) -> int:
-    """An epoch value in seconds or milliseconds, as milliseconds (unit told by magnitude).
-
-    Raises ValueError for infinities, NaN and anything outside 1970..9999.
-    """
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not a finite number")
-    ms = int(number) if abs(number) >= EPOCH_MS_THRESHOLD else round(number * 1000)
-    if not 0 <= ms <= MAX_EPOCH_MS:
-        raise ValueError(f"{value!r} is not an epoch time between 1970 and 9999")
-    return ms
 
 
 def _file_count(value: Any) -> int:
@@ -64,48 +62,6 @@ def _file_count(value: Any) -> int:
     if not math.isfinite(number) or number < 0 or number != int(number):
         raise ValueError(f"cnt must be a whole number of files, not {value!r}")
     return int(number)
-
-
-def parse_epoch_or_iso(value: Any) -> datetime:
-    """Epoch seconds or ms (int or digit string) or ISO 8601, as an aware UTC datetime."""
-    if isinstance(value, bool):
-        raise ValueError("must be epoch seconds or an ISO 8601 date, not a boolean")
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(epoch_ms(value) / 1000, tz=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError("must not be empty")
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            return datetime.fromtimestamp(epoch_ms(number) / 1000, tz=UTC)
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{text!r} is neither epoch seconds nor an ISO 8601 date") from None
-        if parsed.tzinfo is None:
-            raise ValueError(f"{text!r} has no UTC offset")
-        return parsed.astimezone(UTC)
-    raise ValueError(f"must be epoch seconds or an ISO 8601 date, not {type(value).__name__}")
-
-
-def normalize_download_url(url: str) -> str:
-    """The identity of a recording file: scheme and host lower-cased, default port and
-    fragment dropped, surrounding blanks stripped. Path and query are kept as given."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    port = parts.port
-    if port is not None and not (
-        (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
-    ):
-        host = f"{host}:{port}"
-    if parts.username or parts.password:
-        host = f"{parts.username or ''}{':' + parts.password if parts.password else ''}@{host}"
-    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
 
 
 class _Lenient(BaseModel):
@@ -231,20 +187,24 @@ class RecordResult(_Lenient):
 
 
 class CallbackPayload(BaseModel):
-    """The body the vendor POSTs to ``/AR/V1/av`` when a file is ready (api-notes §3)."""
+    """The body the vendor POSTs to ``/AR/V1/av`` when a file is ready (api-notes §3).
+
+    Every field is checked before the callback is acknowledged (see :mod:`worker.anyrtc.fields`).
+    Give ``context={"hosts": frozenset(...)}`` to accept download URLs on those hosts only.
+    """
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
     type: str
     media_type: str = Field("", alias="mediaType")
     user_id: str = Field("", alias="userId")
-    group_id: str = Field(alias="groupId", min_length=1)
+    group_id: str = Field(alias="groupId")
     file_name: str = Field("", alias="fileName")
-    file_size: int | None = Field(None, alias="fileSize", ge=0)
-    duration: int | None = Field(None, ge=0)
+    file_size: int | None = Field(None, alias="fileSize", ge=0, le=MAX_FILE_SIZE)
+    duration: int | None = Field(None, ge=0, le=MAX_DURATION_S)
     start_time: datetime | None = Field(None, alias="startTime")
     end_time: datetime | None = Field(None, alias="endTime")
-    download_url: str = Field(alias="downloadUrl", min_length=1)
+    download_url: str = Field(alias="downloadUrl")
     user_data: str | None = Field(None, alias="userData")
 
     @field_validator("type", mode="before")
@@ -268,19 +228,54 @@ class CallbackPayload(BaseModel):
             return str(value)
         return "" if value is None else value
 
+    @field_validator("file_size", "duration", mode="before")
+    @classmethod
+    def _whole_numbers_only(cls, value: Any) -> Any:
+        # pydantic would take True as 1 and "1e3" nowhere consistently: JSON numbers or digits.
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number, not a boolean")
+        if isinstance(value, str) and len(value.strip()) > 20:
+            raise ValueError("is too long to be a plausible number")
+        return value
+
+    @field_validator("group_id")
+    @classmethod
+    def _room_id(cls, value: str) -> str:
+        return check_text(value, max_chars=MAX_ID_CHARS, required=True)
+
+    @field_validator("user_id", "media_type")
+    @classmethod
+    def _short_text(cls, value: str) -> str:
+        return check_text(value, max_chars=MAX_ID_CHARS)
+
+    @field_validator("file_name")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        return check_text(value, max_chars=MAX_URL_CHARS)
+
+    @field_validator("user_data")
+    @classmethod
+    def _user_data(cls, value: str | None) -> str | None:
+        # Free text the booking system chose (JSON, often): new lines are fine, size is not.
+        return (
+            None
+            if value is None
+            else check_text(value, max_chars=MAX_TEXT_CHARS, single_line=False)
+        )
+
     @field_validator("start_time", "end_time", mode="before")
     @classmethod
     def _parse_time(cls, value: Any) -> Any:
         if value is None or value == "":
             return None
-        return parse_epoch_or_iso(value)
+        local = china_local_time(value) if isinstance(value, str) else None
+        return plausible_time(local or parse_epoch_or_iso(value))
 
     @field_validator("download_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.strip().lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value.strip()
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        hosts = (info.context or {}).get("hosts") or frozenset()
+        return download_url(value, hosts)
 
     @property
     def identity(self) -> str:

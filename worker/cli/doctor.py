@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from config.celery import EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
+from config.celery import DEFAULT_QUEUE, EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
 from config.settings import Settings, SettingsError, load_settings
-from worker.metrics.queues import CELERY_DEFAULT_QUEUE, ask_workers, consumers_of, queue_depths
+from worker.metrics.queues import ask_workers, consumers_of, queue_depths
 
 __all__ = ["Check", "check_callbacks", "register", "run_checks", "workers_check"]
 
@@ -124,6 +124,7 @@ QUEUE_ROLES = {
     LIFECYCLE_QUEUE: "booked windows will not start or stop",
     QUERY_QUEUE: "polls and room look-ups will not run",
     EVENTS_QUEUE: "callbacks will not be processed or published",
+    DEFAULT_QUEUE: "booking events sent by task name alone will not be applied",
 }
 
 
@@ -148,12 +149,7 @@ def workers_check(
         ]
     for queue, waiting in sorted((depths or {}).items()):
         if waiting and not consumers.get(queue):
-            hint = (
-                "tasks sent without the product's routes land here: send them to their queue "
-                "(the booking client does)"
-                if queue == CELERY_DEFAULT_QUEUE
-                else f"start a worker with -Q {queue}"
-            )
+            hint = f"start a worker with -Q {queue}"
             found.append(
                 f"{waiting} message(s) wait on {queue!r}, which no worker consumes: {hint}"
             )

@@ -50,6 +50,7 @@ def _say(started: float, text: str) -> None:
 
 def _environment(args: argparse.Namespace, prefix: str, ports: dict[str, int]) -> dict[str, str]:
     sim = f"http://127.0.0.1:{ports['simulator']}"
+    callback_token = f"demo-callback-{prefix}"
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     return {
         "ANYRTC_APP_ID": APP_ID,
@@ -59,6 +60,9 @@ def _environment(args: argparse.Namespace, prefix: str, ports: dict[str, int]) -
         "ANYRTC_HTTP_TIMEOUT_S": "5",
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": prefix,
+        # Its own broker keys, so the demo's queues never meet a deployment's on this Redis.
+        "CELERY_BROKER_KEY_PREFIX": f"{prefix}:broker:",
+        "CALLBACK_TOKEN": callback_token,
         "QUERY_RATE_LIMIT": "5",
         "QUERY_RATE_PERIOD_S": str(RATE_PERIOD_S),
         "QUERY_RATE_MARGIN_S": "1",
@@ -74,7 +78,7 @@ def _environment(args: argparse.Namespace, prefix: str, ports: dict[str, int]) -
         "FLOWER_ADDRESS": "127.0.0.1",
         "SIMULATOR_PORT": str(ports["simulator"]),
         "SIMULATOR_ARGS": (
-            f"--callback-url=http://127.0.0.1:{ports['web']}/AR/V1/av"
+            f"--callback-url=http://127.0.0.1:{ports['web']}/AR/V1/av?token={callback_token}"
             f" --transcode-delay={args.transcode} --upload-delay=1"
             f" --rate-limit=5 --rate-period={RATE_PERIOD_S}"
             f" --per-user-files={PER_USER_FILES}"

@@ -22,6 +22,8 @@ them at once keep working on a cluster. The scripts get every key in KEYS, never
 | ``outbox:<fid>``                 | hash   | the one message of a file: state, body, key, times|
 | ``outbox:pending``               | zset   | fid claimed but not yet confirmed sent, by due ms |
 | ``rejects``                      | list   | rejected callbacks (newest first, capped)         |
+| ``intake``                       | hash   | acknowledged callbacks not yet processed (id->JSON)|
+| ``intake:at``                    | zset   | their ids, by time received (ms)                  |
 | ``errors``                       | list   | problems an operator must see (newest first)      |
 | ``stats``                        | hash   | counters (calls, deliveries per source, rejects)  |
 
@@ -107,6 +109,14 @@ class DiscoveryKeys:
     @property
     def outbox_pending(self) -> str:
         return self._k("outbox", "pending")
+
+    @property
+    def intake(self) -> str:
+        return self._k("intake")
+
+    @property
+    def intake_at(self) -> str:
+        return self._k("intake", "at")
 
     @property
     def rejects(self) -> str:

@@ -16,6 +16,7 @@ from schedules.recording_log import RecordingLog
 from worker.anyrtc.models import CallbackPayload
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import FanOut, Outbox, Publisher
+from worker.discovery.intake import CallbackIntake
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import LOOKUP_RESERVE, SlidingWindowLimiter, gated_client
 from worker.discovery.lookups import LookupRunner, RoomLookups
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Polls per run before the poll re-queues itself (keeps one run short with a large budget).
 MAX_PAGES_PER_RUN = 20
+#: An acknowledged callback whose task has not finished after this long is handled by the poll.
+MIN_INTAKE_GRACE_S = 10.0
 
 
 def callback_summary(payload: dict[str, Any]) -> str:
@@ -65,6 +68,8 @@ class Discovery:
         if settings.callback_token is not None:
             secrets.append(settings.callback_token.get_secret_value())
         self.ops = OpsLog(self.client, self.keys, secrets, clock=clock)
+        self.intake = CallbackIntake(self.client, self.keys, clock=clock)
+        self.intake_grace_s = max(2 * settings.poll_every_s, MIN_INTAKE_GRACE_S)
         self.limiter = SlidingWindowLimiter.from_settings(settings, self.client)
         self.poll_vendor = gated_client(settings, self.limiter)
         self.lookup_vendor = gated_client(settings, self.limiter, reserve=LOOKUP_RESERVE)
@@ -138,16 +143,31 @@ class Discovery:
         )
 
     def callback(self, payload: dict[str, Any]) -> str:
-        """Handle one validated callback body (as the web app enqueued it)."""
+        """Handle one acknowledged callback body (as the web app stored and enqueued it); its
+        intake entry goes once the file is settled, or at once when it cannot be read."""
+        context = {"hosts": self.settings.download_hosts}
         try:
-            parsed = CallbackPayload.model_validate(payload)
+            parsed = CallbackPayload.model_validate(payload, context=context)
         except ValidationError as exc:
             # The web app validated it already; only a hand-made task gets here.
             errors = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
             self.ops.error("callback-task", f"invalid callback payload: {errors}")
+            self.intake.done(payload)
             return "invalid"
         self.ops.incr("callback_accepted")
         obs = Observation.from_callback(parsed, int(self.clock() * 1000))
-        return self.settler.sighted(obs)
+        verdict = self.settler.sighted(obs)
+        self.intake.done(payload)
+        return verdict
+
+    def drain_intake(self) -> int:
+        """Handle acknowledged callbacks whose task never finished (lost enqueue, killed
+        worker); returns how many were found."""
+        stale = self.intake.stale(self.intake_grace_s)
+        for payload in stale:
+            self.callback(payload)
+        if stale:
+            log.warning("handled %d acknowledged callbacks left in the intake", len(stale))
+        return len(stale)

@@ -14,12 +14,11 @@ from typing import Any
 
 from kombu import Connection
 
-from config.celery import EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
+from config.celery import DEFAULT_QUEUE, EVENTS_QUEUE, LIFECYCLE_QUEUE, QUERY_QUEUE
 
-__all__ = ["CELERY_DEFAULT_QUEUE", "WATCHED_QUEUES", "ask_workers", "consumers_of", "queue_depths"]
+__all__ = ["WATCHED_QUEUES", "ask_workers", "consumers_of", "queue_depths"]
 
-CELERY_DEFAULT_QUEUE = "celery"
-WATCHED_QUEUES = (LIFECYCLE_QUEUE, QUERY_QUEUE, EVENTS_QUEUE, CELERY_DEFAULT_QUEUE)
+WATCHED_QUEUES = (LIFECYCLE_QUEUE, QUERY_QUEUE, EVENTS_QUEUE, DEFAULT_QUEUE)
 
 
 def queue_depths(

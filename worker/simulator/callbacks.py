@@ -100,4 +100,4 @@ class CallbackSender:
             fileid=job.fileid,
         )
         self._state.journal.finish(entry, time.monotonic() - started)
-        log.info("callback %s copy %d -> %s", job.fileid, copy_number, verdict)
+        log.info("callback %s copy %d -> %s", job.fileid, copy_number, entry["verdict"])  # scrubbed

@@ -6,8 +6,9 @@ import copy
 import threading
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["MAX_ENTRIES", "Journal", "max_in_window", "redact"]
+__all__ = ["MAX_ENTRIES", "Journal", "max_in_window", "query_secrets", "redact"]
 
 MAX_ENTRIES = 50_000
 MASK = "***"
@@ -23,6 +24,17 @@ def max_in_window(times: list[float], window: float) -> int:
             j += 1
         best = max(best, j - i)
     return best
+
+
+def query_secrets(url: str | None) -> set[str]:
+    """The query values of ``url``, decoded and as written: a callback URL carries the
+    receiver's token there (``?token=...``), which the journal and admin API must not show."""
+    if not url:
+        return set()
+    query = urlsplit(url).query
+    written = {part.partition("=")[2] for part in query.split("&")}
+    decoded = {value for _, value in parse_qsl(query, keep_blank_values=True)}
+    return {value for value in written | decoded if value}
 
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:

@@ -20,7 +20,7 @@ from worker.simulator.config import (
 )
 from worker.simulator.faults import FaultInjector, FaultPlan
 from worker.simulator.filestore import CallbackJob, FileStore
-from worker.simulator.journal import Journal, redact
+from worker.simulator.journal import Journal, query_secrets, redact
 from worker.simulator.queries import (
     SUCCESS_MESSAGES,
     check_query,
@@ -65,7 +65,7 @@ class SimulatorState:
         self._config = apply_updates(config or SimulatorConfig(), {})
         #: What :meth:`reset` returns to, so one test's faults never leak into the next.
         self._initial_config = apply_updates(self._config, {})
-        self._secrets = set(self._config.apps.values())
+        self._secrets = set(self._config.apps.values()) | query_secrets(self._config.callback_url)
         self._budget = SlidingWindowBudget()
         self._faults = FaultInjector(self._config.seed)
         self._files = FileStore()
@@ -87,14 +87,15 @@ class SimulatorState:
             self._config = apply_updates(self._config, updates)
             # Old tokens stay secret too: a journal must not leak the token it was replaced by.
             self._secrets.update(self._config.apps.values())
+            self._secrets.update(query_secrets(self._config.callback_url))
             if "seed" in updates:
                 self._reseed()
-            return public_config(self._config)
+            return redact(public_config(self._config), self._secrets)
 
     def public_config(self) -> dict[str, Any]:
         """The configuration with tokens shown as ``***``."""
         with self._lock:
-            return public_config(self._config)
+            return redact(public_config(self._config), self._secrets)
 
     def reset(self, updates: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Forget rooms, files, journal, budget, pending callbacks and ``inject_next``.
@@ -106,13 +107,14 @@ class SimulatorState:
             new = apply_updates(self._initial_config, updates or {})
             self._config = new
             self._secrets.update(new.apps.values())
+            self._secrets.update(query_secrets(new.callback_url))
             self._rooms.clear()
             self._files.clear()
             self._budget.clear()
             self.journal.clear()
             self.generation += 1
             self._reseed()
-            return public_config(self._config)
+            return redact(public_config(self._config), self._secrets)
 
     @property
     def secrets(self) -> frozenset[str]:

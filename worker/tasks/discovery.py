@@ -63,6 +63,7 @@ def poll(self: Task) -> dict[str, Any]:
     """Sweep, then poll getVodListByTime (beat sends this every ``poll_every_s``)."""
     service = discovery()
     try:
+        service.drain_intake()
         sweep = service.sweeper.run()
         result = service.poller.run(self.request.id)
     except _REDIS_DOWN as exc:

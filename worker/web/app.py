@@ -1,6 +1,8 @@
-"""The callback receiver: validate, enqueue, answer the vendor at once.
+"""The callback receiver: validate completely, store, enqueue, answer the vendor at once.
 
-Answers are the vendor's shape, ``{"code": 0, "success": true, "message": ...}``; a refusal has
+A 2xx means the callback is in Redis (the intake) before the answer leaves, so a crash after it
+loses nothing; anything that will not be processed gets a 4xx naming the problem. Answers are
+the vendor's shape, ``{"code": 0, "success": true, "message": ...}``; a refusal has
 ``success: false``, a non-zero ``code`` equal to the HTTP status, and a message naming the
 problem. Every refusal is also recorded in ``{<prefix>}:disc:rejects`` (reason, status, clipped
 body) and logged; neither ever holds the callback token (the query string is never logged).
@@ -8,7 +10,6 @@ body) and logged; neither ever holds the callback token (the query string is nev
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,11 +21,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config.settings import Settings, get_settings
 from worker.anyrtc.models import CallbackPayload
+from worker.discovery.intake import CallbackIntake
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.ops import OpsLog
 from worker.discovery.service import callback_summary
+from worker.logs import secrets_of
 from worker.redis import get_redis
-from worker.web.auth import check_token
+from worker.web.auth import check_token, require_callback_auth
+from worker.web.body import BadBody, parse_object, read_body
 from worker.web.metrics import register_metrics
 
 __all__ = ["CALLBACK_PATH", "create_app"]
@@ -64,12 +68,19 @@ def create_app(
     sender: Sender | None = None,
     client: redis.Redis | None = None,
 ) -> Flask:
-    """The Flask app; ``sender`` and ``client`` default to Celery and ``REDIS_URL``."""
+    """The Flask app; ``sender`` and ``client`` default to Celery and ``REDIS_URL``.
+
+    Raises SettingsError without ``CALLBACK_TOKEN`` unless ``CALLBACK_AUTH=off``.
+    """
     settings = settings or get_settings()
+    require_callback_auth(settings)
     client = client or get_redis(settings.redis_url)
     send = sender or celery_sender
-    secrets = [settings.callback_token.get_secret_value()] if settings.callback_token else []
-    ops = OpsLog(client, DiscoveryKeys(settings.redis_key_prefix), secrets)
+    keys = DiscoveryKeys(settings.redis_key_prefix)
+    # Both tokens: a sender may paste either into a body, and rejects keep a clip of it.
+    ops = OpsLog(client, keys, secrets_of(settings))
+    intake = CallbackIntake(client, keys)
+    context = {"hosts": settings.download_hosts}
     app = Flask("worker.web")
     app.config["MAX_CONTENT_LENGTH"] = settings.callback_max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -84,24 +95,31 @@ def create_app(
         refused = check_token(request, settings.callback_token)
         if refused is not None:
             return reject(*refused)
-        raw = request.get_data(cache=False)
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            return reject(400, f"body is not valid JSON ({exc.__class__.__name__}: {exc})", raw)
-        if not isinstance(data, dict):
-            return reject(400, f"body must be a JSON object, not {type(data).__name__}", raw)
+            raw = read_body(request, settings.callback_max_body_bytes)
+        except BadBody as exc:
+            return reject(exc.status, exc.reason)
         try:
-            payload = CallbackPayload.model_validate(data)
+            data = parse_object(raw)
+        except BadBody as exc:
+            return reject(exc.status, exc.reason, raw)
+        try:
+            payload = CallbackPayload.model_validate(data, context=context)
         except ValidationError as exc:
             return reject(422, _validation_message(exc), raw)
+        body = payload.model_dump(by_alias=True, mode="json")
         try:
-            send(payload.model_dump(by_alias=True, mode="json"))
+            intake.store(body)
+        except redis.RedisError as exc:
+            # Not the sender's fault, and nothing is kept: 503, so the vendor tries again.
+            log.error("could not store a callback: %s", type(exc).__name__)
+            return _answer(503, "callback could not be stored; try again later")
+        try:
+            send(body)
         except Exception as exc:
-            # Not the sender's fault: 503 and no reject entry; polling still finds the file.
+            # Stored already: the next poll drains the intake, so the answer is still yes.
             log.error("could not enqueue a callback: %s", type(exc).__name__)
             ops.error("callback-enqueue", f"{type(exc).__name__}", room=payload.group_id)
-            return _answer(503, "callback could not be queued; try again later")
         return _answer(200, "accepted")
 
     @app.get("/healthz")

@@ -3,7 +3,7 @@ URL needed; no vendor credentials, no worker settings).
 
     from anyrtc_recorder_client import BookingClient
 
-    bookings = BookingClient("redis://broker-host:6379/0", key_prefix="anyrtc")
+    bookings = BookingClient("redis://broker-host:6379/0")
     bookings.schedule("booking-42", "room-7", "2030-01-31T14:00:00+01:00",
                       "2030-01-31T15:00:00+01:00", user_data={"course": "math-101"})
     bookings.cancel("booking-42")
@@ -45,17 +45,17 @@ def _wire_time(value: Any) -> Any:
 class BookingClient:
     """Sends ``recordings.*`` tasks to the lifecycle queue of one deployment.
 
-    ``key_prefix`` must be the deployment's ``REDIS_KEY_PREFIX`` (the broker keys live under
-    ``<prefix>:broker:``). Give ``result_backend`` (the deployment's result backend URL) to
-    wait for outcomes with ``.get()``. ``app`` may be an existing Celery app configured for that
-    broker instead.
+    ``key_prefix`` is the deployment's ``CELERY_BROKER_KEY_PREFIX`` when it opted into one (the
+    default, None, is Celery's own unprefixed keys). Give ``result_backend`` (the deployment's
+    result backend URL) to wait for outcomes with ``.get()``. ``app`` may be an existing Celery
+    app configured for that broker instead.
     """
 
     def __init__(
         self,
         broker_url: str | None = None,
         *,
-        key_prefix: str = "anyrtc",
+        key_prefix: str | None = None,
         result_backend: str | None = None,
         app: Celery | None = None,
         clock: Callable[[], float] = time.time,
@@ -67,11 +67,12 @@ class BookingClient:
                 "booking-client", broker=broker_url, backend=result_backend, set_as_current=False
             )
             exchange = Exchange(LIFECYCLE_QUEUE)
+            prefixed = {"global_keyprefix": key_prefix} if key_prefix else {}
             app.conf.update(
-                result_backend_transport_options={"global_keyprefix": f"{key_prefix}:results:"},
+                result_backend_transport_options=prefixed,
                 result_serializer="json",
                 result_accept_content=["json"],
-                broker_transport_options={"global_keyprefix": f"{key_prefix}:broker:"},
+                broker_transport_options=prefixed,
                 broker_connection_retry_on_startup=True,
                 task_serializer="json",
                 accept_content=["json"],

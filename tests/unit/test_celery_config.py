@@ -1,0 +1,30 @@
+"""Celery's keys at defaults: what a booking system's plain client (URL only) expects."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.celery import DEFAULT_QUEUE, LIFECYCLE_QUEUE, celery_config
+from config.settings import load_settings
+
+
+def test_broker_and_result_keys_are_unprefixed_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CELERY_BROKER_KEY_PREFIX", raising=False)
+    config = celery_config(load_settings())
+    assert "global_keyprefix" not in config["broker_transport_options"]
+    assert "global_keyprefix" not in config["result_backend_transport_options"]
+
+
+def test_the_prefix_is_an_explicit_opt_in_for_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELERY_BROKER_KEY_PREFIX", "site-a:")
+    config = celery_config(load_settings())
+    assert config["broker_transport_options"]["global_keyprefix"] == "site-a:"
+    assert config["result_backend_transport_options"]["global_keyprefix"] == "site-a:"
+
+
+def test_celerys_default_queue_is_declared_beside_lifecycle() -> None:
+    config = celery_config(load_settings())
+    queues = {queue.name: queue for queue in config["task_queues"]}
+    assert {LIFECYCLE_QUEUE, DEFAULT_QUEUE} <= set(queues)
+    # What an unconfigured Celery client publishes to: exchange and routing key "celery".
+    assert queues[DEFAULT_QUEUE].exchange.name == queues[DEFAULT_QUEUE].routing_key == "celery"
