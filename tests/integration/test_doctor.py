@@ -70,7 +70,9 @@ def test_doctor_fails_when_messages_wait_on_celerys_default_queue(
     # A plain Celery client on the deployment's broker, without the product's routes.
     plain = Celery(broker=app.conf.broker_url)
     plain.conf.broker_transport_options = app.conf.broker_transport_options
-    with running_worker(concurrency=2, name="all-doctor"):
+    # Workers started with an older Procfile line, which did not consume Celery's default queue.
+    older_queues = ["lifecycle", "query", "events"]
+    with running_worker(older_queues, concurrency=2, name="all-doctor"):
         plain.send_task("recordings.start", kwargs={"room_id": "lost"})
         code, checks, _ = doctor(dict(os.environ))
     workers = next(c for c in checks if c["name"] == "workers")
@@ -82,7 +84,7 @@ def test_doctor_fails_when_messages_wait_on_celerys_default_queue(
 def test_doctor_names_each_queue_no_worker_consumes(redis_client: Any, sim: Any) -> None:
     """The Procfile's two workers: with only ``lifecycle`` up, the doctor says what will not
     happen; with ``discovery`` up too, every queue has a consumer."""
-    with running_worker(["lifecycle"], concurrency=2, name="lifecycle-doctor"):
+    with running_worker(["lifecycle", "celery"], concurrency=2, name="lifecycle-doctor"):
         code, checks, _ = doctor(dict(os.environ))
         workers = next(c for c in checks if c["name"] == "workers")
         assert workers["status"] == "fail" and code == 1

@@ -22,7 +22,7 @@ class WorkerProcess:
 
     def __init__(
         self,
-        queues: Sequence[str] = ("lifecycle", "query", "events"),
+        queues: Sequence[str] = ("lifecycle", "celery", "query", "events"),
         *,
         pool: str = "threads",
         concurrency: int = 8,
