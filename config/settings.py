@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     # Lifecycle: booked windows, dispatcher, leases, retries.
     window_lead_s: float = Field(0.0, ge=0, le=3600, validation_alias="WINDOW_LEAD_S")
     window_tail_s: float = Field(0.0, ge=0, le=3600, validation_alias="WINDOW_TAIL_S")
-    action_lease_s: float | None = Field(None, gt=0, le=3600, validation_alias="ACTION_LEASE_S")
+    # A dead worker's claimed action or vendor call is issued again this long after its last
+    # heartbeat; a living one renews it every third of it (schedules/leases.py).
+    action_lease_s: float = Field(3.0, gt=0, le=3600, validation_alias="ACTION_LEASE_S")
     stop_retry_s: float = Field(3600.0, gt=0, validation_alias="STOP_RETRY_S")
     max_booking_s: float = Field(12 * 3600.0, gt=0, validation_alias="MAX_BOOKING_S")
     dispatch_interval_s: float = Field(1.0, gt=0, le=60, validation_alias="DISPATCH_INTERVAL_S")
@@ -160,8 +162,8 @@ class Settings(BaseSettings):
 
     @property
     def lease_s(self) -> float:
-        """How long a claimed action may stay unconfirmed before it is issued again."""
-        return self.action_lease_s or self.anyrtc_http_timeout_s + 2.0
+        """How long claimed work outlives its holder's last heartbeat (``ACTION_LEASE_S``)."""
+        return self.action_lease_s
 
     @property
     def poll_every_s(self) -> float:

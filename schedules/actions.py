@@ -151,7 +151,8 @@ def run_operation(
     while current is not None:
         room_id = current.room_id
         params = current.params or {}
-        outcome = call_vendor(ctx.client, current.kind, room_id, params)
+        with ctx.leases.calling(current.op_id, current.token):
+            outcome = call_vendor(ctx.client, current.kind, room_id, params)
         now = ctx.clock()
         logged: set[str] = set()
         if outcome.done:

@@ -1,0 +1,80 @@
+"""Recovery through real worker subprocesses: SIGKILL mid-call, slow live calls, lost replies.
+
+Leases are short and kept alive by the holder's heartbeat (schedules/leases.py): a dead
+worker's call is repeated within about one ``ACTION_LEASE_S`` of a live worker, a live slow
+call is never doubled. Assertions are on the simulator's journal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+
+from config.celery import LIFECYCLE_QUEUE
+from config.settings import get_settings
+from schedules import Lifecycle
+from tests.support.waiting import wait_until
+from tests.support.workers import WorkerProcess, running_worker
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# Default ACTION_LEASE_S (3 s) and HTTP timeout (10 s): what operators run.
+DEFAULTS: dict[str, str] = {}
+
+
+@pytest.fixture
+def ctx(redis_client: redis.Redis) -> Lifecycle:
+    return Lifecycle(get_settings(), redis_client)
+
+
+def starts(vendor: Any, room: str) -> list[dict[str, Any]]:
+    return [e for e in vendor.journal("startrecord") if e["params"].get("ArRoomID") == room]
+
+
+def book(ctx: Lifecycle, booking: str, room: str, start: float, end: float) -> None:
+    now = time.time()
+    ctx.store.apply_event(
+        "schedule", booking, now=now, room_id=room, start_at=start, end_at=end, params={}
+    )
+
+
+def test_a_slow_live_call_outlasting_many_leases_is_not_doubled(
+    redis_client: redis.Redis, vendor: Any, ctx: Lifecycle
+) -> None:
+    # Lease 0.5 s, the vendor answers after 2.5 s: five leases, renewed by the heartbeat.
+    vendor.configure(latency_s=2.5)
+    env = {"ACTION_LEASE_S": "0.5"}
+    with running_worker(queues=(LIFECYCLE_QUEUE,), concurrency=4, env=env):
+        t0 = time.time()
+        book(ctx, "slow", "rSlow", t0 + 0.5, t0 + 30)
+        wait_until(lambda: ctx.reader.booking("slow").state == "recording", 10, "recording")  # type: ignore[union-attr]
+        time.sleep(1.0)
+    assert len(starts(vendor, "rSlow")) == 1
+
+
+def test_a_worker_killed_mid_call_is_repeated_within_seconds_of_a_live_worker(
+    redis_client: redis.Redis, vendor: Any, ctx: Lifecycle
+) -> None:
+    vendor.configure(latency_s=4.0)  # every call is in progress for 4 s
+    first = WorkerProcess(queues=(LIFECYCLE_QUEUE,), concurrency=4, env=DEFAULTS).start()
+    try:
+        t0 = time.time()
+        book(ctx, "killed", "rKill", t0 + 0.5, t0 + 60)
+        wait_until(lambda: len(starts(vendor, "rKill")) == 1, 10, "the first call to arrive")
+        first.kill()
+    finally:
+        first.kill()
+        first.log_path.unlink(missing_ok=True)
+    vendor.configure(latency_s=0.0)
+    with running_worker(queues=(LIFECYCLE_QUEUE,), concurrency=4, env=DEFAULTS):
+        ready = time.time()
+        wait_until(lambda: len(starts(vendor, "rKill")) == 2, 10, "the repeat")
+        repeat = starts(vendor, "rKill")[1]
+        wait_until(lambda: ctx.reader.booking("killed").state == "recording", 5, "recording")  # type: ignore[union-attr]
+    # The old lease (HTTP timeout + 2 = 12 s) would have held it far longer.
+    assert repeat["time"] - ready < 3.0, repeat["time"] - ready
+    assert Counter(e["verdict"] for e in starts(vendor, "rKill"))["ok"] == 1
