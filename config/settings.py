@@ -5,6 +5,7 @@ Variable names are a public contract: they are documented in README.md and kept 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -83,6 +84,14 @@ class Settings(BaseSettings):
     # Claim actions this long before they are due and hand them over with a short Celery eta,
     # so a herd's messages are in the workers before the second they are due (0: at due time).
     dispatch_ahead_s: float = Field(2.0, ge=0, le=10, validation_alias="DISPATCH_AHEAD_S")
+    # The vendor's undocumented result strings for "already recording" / "not recording"
+    # (schedules/vendor.py: entries split by ";" or new lines, "re:<regex>" for a pattern).
+    anyrtc_already_recording_results: str = Field(
+        "room is already recording", validation_alias="ANYRTC_ALREADY_RECORDING_RESULTS"
+    )
+    anyrtc_not_recording_results: str = Field(
+        "room is not recording", validation_alias="ANYRTC_NOT_RECORDING_RESULTS"
+    )
 
     # Discovery: limiter margin, polling, callback receiver, downstream fan-out.
     query_rate_margin_s: float = Field(2.0, ge=0, le=600, validation_alias="QUERY_RATE_MARGIN_S")
@@ -128,6 +137,18 @@ class Settings(BaseSettings):
         # one script's keys over several Redis Cluster slots.
         if "{" in value or "}" in value or any(c.isspace() for c in value):
             raise ValueError("must not contain braces or white space")
+        return value
+
+    @field_validator("anyrtc_already_recording_results", "anyrtc_not_recording_results")
+    @classmethod
+    def _result_patterns(cls, value: str) -> str:
+        for raw in re.split(r"[;\n]", value):
+            entry = raw.strip()
+            if entry.startswith("re:"):
+                try:
+                    re.compile(entry[3:])
+                except re.error as exc:
+                    raise ValueError(f"bad regular expression {entry!r}: {exc}") from None
         return value
 
     @field_validator("anyrtc_record_api_url", "anyrtc_vod_api_url")

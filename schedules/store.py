@@ -232,8 +232,8 @@ class LifecycleStore:
         next_token: str,
         stop_retry_s: float,
     ) -> Settlement:
-        """Record a call outcome (ok, already, retry, fail, abandon) (finish_call.lua)."""
-        if outcome not in ("ok", "already", "retry", "fail", "abandon"):
+        """Record a call outcome (ok, already, retry, lost, fail, abandon) (finish_call.lua)."""
+        if outcome not in ("ok", "already", "retry", "lost", "fail", "abandon"):
             raise ValueError(f"unknown outcome {outcome!r}")
         room_id = grant.room_id
         k = self.keys

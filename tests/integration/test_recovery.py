@@ -78,3 +78,30 @@ def test_a_worker_killed_mid_call_is_repeated_within_seconds_of_a_live_worker(
     # The old lease (HTTP timeout + 2 = 12 s) would have held it far longer.
     assert repeat["time"] - ready < 3.0, repeat["time"] - ready
     assert Counter(e["verdict"] for e in starts(vendor, "rKill"))["ok"] == 1
+
+
+@pytest.mark.parametrize("answer", ["quota exceeded", "room is already recording"])
+def test_a_lost_start_reply_then_any_string_still_ends_with_one_accepted_stop(
+    redis_client: redis.Redis, vendor: Any, ctx: Lifecycle, answer: str
+) -> None:
+    # The vendor applies the first start and answers after the client's timeout (1 s here);
+    # the repeat is answered with ``answer``, recognised or not.
+    vendor.configure(
+        hang_s=2.0,
+        inject_next=[
+            {"endpoint": "startrecord", "fault": "hang"},
+            {"endpoint": "startrecord", "result": answer},
+        ],
+    )
+    env = {"ANYRTC_HTTP_TIMEOUT_S": "1", "RETRY_BACKOFF_BASE_S": "0.2", "RETRY_BACKOFF_MAX_S": "1"}
+    with running_worker(queues=(LIFECYCLE_QUEUE,), concurrency=4, env=env):
+        t0 = time.time()
+        book(ctx, "lost", "rLost", t0 + 0.5, t0 + 6)
+        wait_until(lambda: ctx.reader.booking("lost").state == "stopped", 15, "stopped")  # type: ignore[union-attr]
+    stops = [e for e in vendor.journal("stoprecord") if e["params"].get("ArRoomID") == "rLost"]
+    assert [e["verdict"] for e in stops] == ["ok"]
+    first_sent = starts(vendor, "rLost")[0]["time"]
+    [session] = ctx.recording_log.for_room("rLost")
+    assert session.booking_ids == ("lost",)
+    # Dated from the first attempt's send, although confirmed only by the repeat.
+    assert session.earliest <= first_sent <= session.started_at
