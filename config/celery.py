@@ -40,10 +40,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": broker_options,
         "result_backend_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            "retry_policy": {
+                "max_retries": 20,
+                "interval_start": 0,
+                "interval_step": 1,
+                "interval_max": 1,
+            },
             "global_keyprefix": f"{settings.redis_key_prefix}:results:",
         },
         "visibility_timeout": VISIBILITY_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
+        # Redis outages: reconnect every second (not kombu's 2, 4, 6 … 30 s), forever.
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        "worker_consumer": "schedules.reconnect:QuickReconnectConsumer",
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

@@ -105,3 +105,31 @@ def test_a_lost_start_reply_then_any_string_still_ends_with_one_accepted_stop(
     assert session.booking_ids == ("lost",)
     # Dated from the first attempt's send, although confirmed only by the repeat.
     assert session.earliest <= first_sent <= session.started_at
+
+
+def test_due_actions_reach_the_vendor_soon_after_a_redis_outage(vendor: Any) -> None:
+    from tests.support.own_redis import OwnRedis
+
+    own = OwnRedis().start()
+    try:
+        client = redis.Redis.from_url(own.url, decode_responses=True)
+        ctx = Lifecycle(get_settings(), client)
+        env = {"REDIS_URL": own.url, "CELERY_BROKER_URL": own.url, "CELERY_RESULT_BACKEND": own.url}
+        with running_worker(queues=(LIFECYCLE_QUEUE,), concurrency=4, env=env) as worker:
+            t0 = time.time()
+            book(ctx, "outage", "rOut", t0 + 4, t0 + 60)
+            time.sleep(0.3)
+            own.stop()  # down before the claim and across the due time
+            time.sleep(6.0)
+            own.start()
+            back = time.time()
+            wait_until(lambda: len(starts(vendor, "rOut")) >= 1, 15, "the start after the outage")
+            arrived = starts(vendor, "rOut")[0]["time"]
+            wait_until(lambda: "Redis is back" in worker.log(), 5, "the dispatcher's back line")
+            log = worker.log()
+        assert arrived - back < 3.0, arrived - back
+        assert len(starts(vendor, "rOut")) == 1
+        assert log.count("dispatcher lost Redis") == 1
+        assert "dispatcher tick failed" not in log
+    finally:
+        own.close()
