@@ -18,7 +18,9 @@ from typing import Any
 
 import redis
 from celery import Task
+from celery.signals import worker_ready
 
+from config.celery import QUERY_QUEUE
 from config.settings import get_settings
 from worker.celery import app
 from worker.discovery.service import Discovery
@@ -100,9 +102,27 @@ def _budgeted(task: Task, run: Callable[[], Any]) -> Any:
 def lookup_room(
     self: Task, room_id: str, beg_ms: int | None = None, end_ms: int | None = None
 ) -> dict[str, Any]:
-    """getVodInfoByRoomId for a room correlation could not decide (low priority)."""
-    result = _budgeted(self, lambda: discovery().runner.room(room_id, beg_ms, end_ms))
-    return {"status": result.status, "files": result.files, "settled": result.settled}
+    """Ask for a room look-up by hand (``getVodInfoByRoomId``, low priority): it joins the
+    look-up queue that every discovery worker's look-up loop drains within the budget."""
+    service = discovery()
+    try:
+        if beg_ms is not None and end_ms is not None:
+            service.lookups.request(str(room_id), int(beg_ms), int(end_ms))
+            return {"status": "queued"}
+        if service.lookups.window(str(room_id)) is None:
+            return {"status": "nothing"}
+        service.lookups.postpone(str(room_id), 0.0)
+    except _REDIS_DOWN as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
+    return {"status": "queued"}
+
+
+@worker_ready.connect(weak=False)
+def _start_lookup_loop(sender: Any = None, **_: Any) -> None:
+    # One look-up loop in every worker that consumes the query queue (the budgeted work).
+    consume = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
+    if QUERY_QUEUE in consume:
+        discovery().lookup_loop.start()
 
 
 @app.task(name="discovery.relist", bind=True, max_retries=None, ignore_result=True)
