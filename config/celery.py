@@ -91,10 +91,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
         },
         "task_publish_retry": True,
+        # Bounded so a publisher gives up within about 1.5 s while the broker is down: the web
+        # answers a callback 503 in time (the vendor retries) and the dispatcher's unpublished
+        # actions come back after their lease.
         "task_publish_retry_policy": {
-            "max_retries": 5,
-            "interval_start": 0.2,
+            "max_retries": 3,
+            "interval_start": 0,
             "interval_step": 0.5,
-            "interval_max": 2.0,
+            "interval_max": 1.0,
         },
     }

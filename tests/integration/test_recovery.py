@@ -133,3 +133,60 @@ def test_due_actions_reach_the_vendor_soon_after_a_redis_outage(vendor: Any) -> 
         assert "dispatcher tick failed" not in log
     finally:
         own.close()
+
+
+def test_a_callback_during_a_redis_outage_is_answered_503_within_two_seconds(
+    tmp_path: Any,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import requests
+
+    from tests.support.net import free_port, wait_for_http
+    from tests.support.own_redis import OwnRedis
+    from worker.demo.procfile import read_procfile
+
+    own = OwnRedis().start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PORT": str(port),
+        "WEB_BIND": "127.0.0.1",
+        "WEB_CONCURRENCY": "1",
+        "REDIS_URL": own.url,
+        "CELERY_BROKER_URL": own.url,
+        "CELERY_RESULT_BACKEND": own.url,
+    }
+    env.pop("CALLBACK_TOKEN", None)
+    log_path = tmp_path / "web.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["sh", "-c", f"exec {read_procfile()['web']}"],
+            cwd=Path(__file__).resolve().parents[2], env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    body = {
+        "type": "1", "mediaType": "audio/video", "userId": "", "groupId": "out-room",
+        "startTime": "1764050400", "endTime": "1764050460", "fileName": "out_room.mp4",
+        "fileSize": 1, "duration": 60, "downloadUrl": "http://vod.example/out.mp4",
+        "userData": "",
+    }  # fmt: skip
+    try:
+        wait_for_http(f"{base}/healthz", log_path)
+        assert requests.post(f"{base}/AR/V1/av", json=body, timeout=5).status_code == 200
+        own.stop()
+        began = time.monotonic()
+        answer = requests.post(f"{base}/AR/V1/av", json=body, timeout=10)
+        took = time.monotonic() - began
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+        own.close()
+    assert answer.status_code == 503, (answer.status_code, answer.text, log_path.read_text())
+    assert took < 2.0, took
