@@ -121,7 +121,8 @@ class LifecycleStore:
 
     def claim_due(self, *, now: float, lease_s: float, limit: int, ahead_s: float = 0.0) -> Claim:
         """Lease up to ``limit`` actions due by ``now + ahead_s`` (or whose lease ran out) to the
-        caller (claim_due.lua). A lease runs ``lease_s`` past the later of now and the due time.
+        caller (claim_due.lua). The hand-over lease ends ``lease_s`` from now, never before the
+        due time; the worker that receives the action renews it (renew_leases.lua).
         """
         raw = self.scripts.claim_due(
             keys=[self.keys.due, self.keys.inflight],
