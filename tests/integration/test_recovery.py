@@ -194,3 +194,26 @@ def test_a_callback_during_a_redis_outage_is_answered_503_within_two_seconds(
         own.close()
     assert answer.status_code == 503, (answer.status_code, answer.text, log_path.read_text())
     assert took < 2.0, took
+
+
+def test_a_lookup_whose_taker_was_killed_runs_within_seconds_on_a_live_worker(
+    redis_client: redis.Redis, vendor: Any
+) -> None:
+    from worker.discovery.keys import DiscoveryKeys
+    from worker.discovery.lookups import RoomLookups
+
+    settings = get_settings()
+    lookups = RoomLookups(redis_client, DiscoveryKeys(settings.redis_key_prefix), ttl_s=600)
+    now_ms = int(time.time() * 1000)
+    lookups.request("rLook", now_ms - 60_000, now_ms)
+    lookups.request("rLook", now_ms - 120_000, now_ms)  # widened while queued: version 2
+    # A worker took it for a 1 s lease and was killed: no task anywhere carries the look-up.
+    assert lookups.due(1000) == ["rLook"]
+    taken_at = time.time()
+    with running_worker(queues=("query", "events"), concurrency=4, env=DEFAULTS):
+        wait_until(lambda: vendor.journal("getVodInfoByRoomId"), 10, "the look-up")
+        ran_at = vendor.journal("getVodInfoByRoomId")[0]["time"]
+        wait_until(lambda: lookups.window("rLook") is None, 5, "the request served")
+    assert ran_at - taken_at < 10.0
+    assert len(vendor.journal("getVodInfoByRoomId")) == 1
+    assert redis_client.zcard(DiscoveryKeys(settings.redis_key_prefix).lookup_queue) == 0
