@@ -19,15 +19,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from schedules.store import LifecycleStore
 
-__all__ = ["LeaseKeeper"]
+__all__ = ["LeaseKeeper", "forget_received"]
 
 log = logging.getLogger(__name__)
+
+_running: weakref.WeakSet[LeaseKeeper] = weakref.WeakSet()
+
+
+def forget_received() -> None:
+    """The worker lost its broker connection: Celery drops the messages it had received (those
+    waiting for an eta or a thread; the broker delivers them again). Stop renewing them, so
+    their leases run out and the dispatcher issues them again; calls in progress stay held."""
+    for keeper in list(_running):
+        keeper.forget_received()
 
 
 @dataclass
@@ -38,7 +49,7 @@ class _Hold:
     refs: int = 1
 
 
-@dataclass
+@dataclass(eq=False)  # identity: kept in a WeakSet
 class LeaseKeeper:
     """What this process holds, and the thread that renews its leases."""
 
@@ -75,6 +86,12 @@ class LeaseKeeper:
                 return
             held.refs -= 1
             if held.refs <= 0:
+                del self._holds[key]
+
+    def forget_received(self) -> None:
+        """Drop every received-message hold (not the calls in progress)."""
+        with self._lock:
+            for key in [k for k, h in self._holds.items() if h.attempt is None]:
                 del self._holds[key]
 
     @contextmanager
@@ -132,6 +149,7 @@ class LeaseKeeper:
         self._stop.clear()
         self._thread = threading.Thread(target=self.run, name="lifecycle-leases", daemon=True)
         self._thread.start()
+        _running.add(self)
 
     def stop(self) -> None:
         self._stop.set()

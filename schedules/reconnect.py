@@ -14,6 +14,8 @@ from typing import Any
 
 from celery.worker.consumer import Consumer
 
+from schedules.leases import forget_received
+
 __all__ = ["RECONNECT_INTERVAL_S", "QuickReconnectConsumer"]
 
 log = logging.getLogger(__name__)
@@ -45,3 +47,6 @@ class QuickReconnectConsumer(Consumer):  # type: ignore[misc]
             super().on_connection_error_after_connected(exc)
         except AttributeError as error:
             log.warning("broker connection lost; its cleanup failed (%s), reconnecting", error)
+        finally:
+            # Celery drops the messages it held (eta, prefetch): their leases must run out.
+            forget_received()

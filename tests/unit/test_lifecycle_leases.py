@@ -101,3 +101,12 @@ def test_a_bad_pattern_setting_names_its_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("ANYRTC_NOT_RECORDING_RESULTS", "idle; re:[")
     with pytest.raises(SettingsError, match="ANYRTC_NOT_RECORDING_RESULTS is invalid"):
         load_settings()
+
+
+def test_a_lost_broker_connection_forgets_received_messages_not_calls() -> None:
+    now, store = [1000.0], FakeStore()
+    k = keeper(now, store)
+    k.hold("task-eta", ["start:e:1"])
+    with k.calling("op:r:1", "tok"):
+        k.forget_received()
+        assert k.held() == ([], [("op:r:1", "tok")])
