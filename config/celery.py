@@ -45,7 +45,17 @@ TASK_TIME_LIMIT_S = 120
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The lowercase Celery settings for ``app.config_from_object``."""
     broker_options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
-    result_options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    result_options: dict[str, Any] = {
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        # While Redis is down a result write retries every second, so a task's outcome is
+        # stored within a second or two of Redis being back.
+        "retry_policy": {
+            "max_retries": 20,
+            "interval_start": 0,
+            "interval_step": 1,
+            "interval_max": 1,
+        },
+    }
     if settings.celery_broker_key_prefix:
         broker_options["global_keyprefix"] = settings.celery_broker_key_prefix
         result_options["global_keyprefix"] = settings.celery_broker_key_prefix
@@ -56,6 +66,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": result_options,
         "visibility_timeout": VISIBILITY_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
+        # Redis outages: reconnect every second (not kombu's 2, 4, 6 … 30 s), forever.
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -73,7 +86,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
-        # Dead-letters what it cannot decode (worker/tasks/misfits.py); unknown tasks likewise.
+        # Reconnects to the broker every second and dead-letters what it cannot decode
+        # (worker/tasks/misfits.py, schedules/reconnect.py); unknown tasks likewise.
         "worker_consumer": "worker.tasks.misfits:MisfitConsumer",
         "task_default_queue": LIFECYCLE_QUEUE,
         "task_queues": (
@@ -96,10 +110,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
         },
         "task_publish_retry": True,
+        # Bounded so a publisher gives up within about 1.5 s while the broker is down: the web
+        # answers a callback 503 in time (the vendor retries) and the dispatcher's unpublished
+        # actions come back after their lease.
         "task_publish_retry_policy": {
-            "max_retries": 5,
-            "interval_start": 0.2,
+            "max_retries": 3,
+            "interval_start": 0,
             "interval_step": 0.5,
-            "interval_max": 2.0,
+            "interval_max": 1.0,
         },
     }

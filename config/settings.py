@@ -5,6 +5,7 @@ Variable names are a public contract: they are documented in README.md and kept 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -80,7 +81,9 @@ class Settings(BaseSettings):
     # Lifecycle: booked windows, dispatcher, leases, retries.
     window_lead_s: float = Field(0.0, ge=0, le=3600, validation_alias="WINDOW_LEAD_S")
     window_tail_s: float = Field(0.0, ge=0, le=3600, validation_alias="WINDOW_TAIL_S")
-    action_lease_s: float | None = Field(None, gt=0, le=3600, validation_alias="ACTION_LEASE_S")
+    # A dead worker's claimed action or vendor call is issued again this long after its last
+    # heartbeat; a living one renews it every third of it (schedules/leases.py).
+    action_lease_s: float = Field(3.0, gt=0, le=3600, validation_alias="ACTION_LEASE_S")
     stop_retry_s: float = Field(3600.0, gt=0, validation_alias="STOP_RETRY_S")
     max_booking_s: float = Field(12 * 3600.0, gt=0, validation_alias="MAX_BOOKING_S")
     dispatch_interval_s: float = Field(1.0, gt=0, le=60, validation_alias="DISPATCH_INTERVAL_S")
@@ -89,6 +92,14 @@ class Settings(BaseSettings):
     # Claim actions this long before they are due and hand them over with a short Celery eta,
     # so a herd's messages are in the workers before the second they are due (0: at due time).
     dispatch_ahead_s: float = Field(2.0, ge=0, le=10, validation_alias="DISPATCH_AHEAD_S")
+    # The vendor's undocumented result strings for "already recording" / "not recording"
+    # (schedules/vendor.py: entries split by ";" or new lines, "re:<regex>" for a pattern).
+    anyrtc_already_recording_results: str = Field(
+        "room is already recording", validation_alias="ANYRTC_ALREADY_RECORDING_RESULTS"
+    )
+    anyrtc_not_recording_results: str = Field(
+        "room is not recording", validation_alias="ANYRTC_NOT_RECORDING_RESULTS"
+    )
 
     # Discovery: limiter margin, polling, callback receiver, downstream fan-out.
     query_rate_margin_s: float = Field(2.0, ge=0, le=600, validation_alias="QUERY_RATE_MARGIN_S")
@@ -165,6 +176,18 @@ class Settings(BaseSettings):
             raise ValueError("must not contain braces or white space")
         return value
 
+    @field_validator("anyrtc_already_recording_results", "anyrtc_not_recording_results")
+    @classmethod
+    def _result_patterns(cls, value: str) -> str:
+        for raw in re.split(r"[;\n]", value):
+            entry = raw.strip()
+            if entry.startswith("re:"):
+                try:
+                    re.compile(entry[3:])
+                except re.error as exc:
+                    raise ValueError(f"bad regular expression {entry!r}: {exc}") from None
+        return value
+
     @field_validator("anyrtc_record_api_url", "anyrtc_vod_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -209,8 +232,8 @@ class Settings(BaseSettings):
 
     @property
     def lease_s(self) -> float:
-        """How long a claimed action may stay unconfirmed before it is issued again."""
-        return self.action_lease_s or self.anyrtc_http_timeout_s + 2.0
+        """How long claimed work outlives its holder's last heartbeat (``ACTION_LEASE_S``)."""
+        return self.action_lease_s
 
     @property
     def poll_every_s(self) -> float:

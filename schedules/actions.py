@@ -159,22 +159,32 @@ def run_operation(
     while current is not None:
         room_id = current.room_id
         params = current.params or {}
-        outcome = call_vendor(ctx.client, current.kind, room_id, params)
+        with ctx.leases.calling(current.op_id, current.token):
+            outcome = call_vendor(ctx.client, current.kind, room_id, params, ctx.results)
         now = ctx.clock()
         logged: set[str] = set()
-        if outcome.done:
+        # A start of unknown outcome counts as possibly recording whatever the repeat answers
+        # (finish_call.lua): its session is logged like a confirmed one, so its file finds it.
+        possibly = current.kind == "start" and current.uncertain and outcome.outcome == "fail"
+        # A stop's failure is final too (finish_call.lua): its session must not stay open, or
+        # the room's next recording would be logged into it.
+        final_stop = current.kind == "stop" and outcome.outcome == "fail"
+        if outcome.done or possibly or final_stop:
             # Log before settling: if this process dies in between, the repeat is settled by
             # whoever takes over, and the log calls are idempotent. A reply that comes after
             # the attempt was taken over is not logged (the new owner logs): the log scripts
             # write only while this attempt's token is still the room's, checked in one step.
             guard = (ctx.keys.room(room_id), "call_token", current.token)
             if current.kind == "start":
+                # Dated by the vendor's side: it may have started at the first attempt's send.
+                sent = ctx.redis.hget(ctx.keys.room(room_id), "op_started_at")
                 session = ctx.recording_log.started(
                     room_id,
                     now,
                     sorted(known),
                     user_data_text(params.get("user_data")),
                     guard=guard,
+                    sent_at=float(sent) if sent else None,
                 )
                 if session is not None:
                     logged = set(known)
@@ -188,7 +198,9 @@ def run_operation(
                 ctx.settings.retry_backoff_max_s,
                 ctx.rng.random(),
             )
-        settled = _settle(ctx, current, outcome.outcome, outcome.code, outcome.message, retry_at)
+        # A lost reply (timeout): the vendor may have applied the call; the repeat is uncertain.
+        reported = "lost" if outcome.outcome == "retry" and outcome.reply_lost else outcome.outcome
+        settled = _settle(ctx, current, reported, outcome.code, outcome.message, retry_at)
         settled["reply_lost"] = outcome.reply_lost
         done.append(settled)
         if settled["verdict"] == "confirmed" and current.kind == "start":

@@ -15,9 +15,11 @@ import redis
 from config.settings import Settings, get_settings
 from schedules.deadletters import DeadLetterStore
 from schedules.keys import LifecycleKeys
+from schedules.leases import LeaseKeeper
 from schedules.recording_log import RecordingLog
 from schedules.state import StateReader
 from schedules.store import LifecycleStore
+from schedules.vendor import ResultStrings
 from worker.anyrtc import AnyRTCClient
 from worker.redis import get_redis
 
@@ -47,6 +49,12 @@ class Lifecycle:
         self.reader = StateReader(self.redis, self.keys)
         self.deadletters = DeadLetterStore(self.redis, self.keys)
         self.recording_log = RecordingLog(self.redis, self.settings.redis_key_prefix)
+        self.results = ResultStrings.from_text(
+            self.settings.anyrtc_already_recording_results,
+            self.settings.anyrtc_not_recording_results,
+        )
+        # The heartbeat of what this process holds; its thread runs in lifecycle workers only.
+        self.leases = LeaseKeeper(self.store, self.settings.lease_s, clock=lambda: self.clock())
 
     @classmethod
     def from_settings(

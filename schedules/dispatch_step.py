@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, bootsteps
+from celery.signals import task_postrun, task_received, task_revoked
 
 from config.celery import LIFECYCLE_QUEUE
 from schedules import get_lifecycle
@@ -93,6 +94,37 @@ def make_publisher(app: Celery, batch_size: int = BATCH_SIZE) -> Publisher:
     return publish
 
 
+def _held_actions(name: str | None, kwargs: Any) -> list[str] | None:
+    if not isinstance(kwargs, dict):
+        return None
+    if name == PERFORM_TASK:
+        return [kwargs.get("action")]
+    if name == PERFORM_BATCH_TASK and isinstance(kwargs.get("actions"), list):
+        return list(kwargs["actions"])
+    return None
+
+
+@task_received.connect(weak=False)
+def _hold_received(request: Any = None, **_: Any) -> None:
+    # From the moment a worker has the message (waiting for its eta or a free thread) its
+    # actions are this process's: their leases are kept alive until the task has run.
+    actions = _held_actions(getattr(request, "name", None), getattr(request, "kwargs", None))
+    if actions is not None:
+        get_lifecycle().leases.hold(request.id, actions)
+
+
+@task_postrun.connect(weak=False)
+def _release_run(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if task_id and getattr(task, "name", None) in (PERFORM_TASK, PERFORM_BATCH_TASK):
+        get_lifecycle().leases.release(task_id)
+
+
+@task_revoked.connect(weak=False)
+def _release_revoked(request: Any = None, **_: Any) -> None:
+    if request is not None and getattr(request, "name", None) in (PERFORM_TASK, PERFORM_BATCH_TASK):
+        get_lifecycle().leases.release(request.id)
+
+
 class DispatchStep(bootsteps.StartStopStep):
     """Start the dispatcher thread with the worker's pool; stop it on shutdown."""
 
@@ -121,12 +153,15 @@ class DispatchStep(bootsteps.StartStopStep):
             ahead_s=ctx.settings.dispatch_ahead_s,
         )
         self._stop.clear()
+        # The heartbeat runs until the process ends (a daemon thread): a warm shutdown waits
+        # for calls in progress after this step has stopped, and they stay leased meanwhile.
+        ctx.leases.start()
         self._thread = threading.Thread(
             target=dispatcher.run, args=(self._stop,), name="lifecycle-dispatcher", daemon=True
         )
         self._thread.start()
         log.info(
-            "lifecycle dispatcher started (interval %.2fs, ahead %.1fs, lease %.1fs)",
+            "lifecycle dispatcher started (interval %.2fs, ahead %.1fs, lease %.1fs, heartbeat)",
             ctx.settings.dispatch_interval_s,
             ctx.settings.dispatch_ahead_s,
             ctx.lease_s,

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
+
 from schedules.store import LifecycleStore
 
 __all__ = ["Dispatcher", "Publisher", "TickResult"]
@@ -106,7 +108,9 @@ class Dispatcher:
         return max(min(wake), 0.0)
 
     def run(self, stop: threading.Event) -> None:
-        """Tick until ``stop`` is set; errors (Redis down...) are logged and retried."""
+        """Tick until ``stop`` is set; errors are logged and retried. Losing Redis is one
+        warning and its return one line, not a traceback per tick."""
+        lost_at: float | None = None
         while not stop.is_set():
             try:
                 result = self.tick()
@@ -118,6 +122,19 @@ class Dispatcher:
                         result.failed,
                     )
                 wait = self.sleep_s(result)
+                if lost_at is not None:
+                    log.warning("dispatcher: Redis is back after %.1fs", time.time() - lost_at)
+                    lost_at = None
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if lost_at is None:
+                    lost_at = time.time()
+                    log.warning(
+                        "dispatcher lost Redis (%s: %s); retrying every %.1fs",
+                        type(exc).__name__,
+                        exc,
+                        self.interval_s,
+                    )
+                wait = self.interval_s
             except Exception:
                 log.exception("dispatcher tick failed; trying again in %.1fs", self.interval_s)
                 wait = self.interval_s

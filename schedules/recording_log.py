@@ -33,7 +33,11 @@ Guard = tuple[str, str, str]
 
 @dataclass(frozen=True)
 class RecordingSession:
-    """One vendor recording of one room, from start to stop."""
+    """One vendor recording of one room, from start to stop.
+
+    ``started_at`` is when the vendor confirmed the start; ``sent_at`` when its first attempt
+    was sent, the earliest the vendor may have started (long before the confirmation when a
+    reply was lost). The recording began somewhere in ``[earliest, started_at]``."""
 
     session_id: str
     room_id: str
@@ -41,10 +45,15 @@ class RecordingSession:
     stopped_at: float | None
     booking_ids: tuple[str, ...] = field(default_factory=tuple)
     user_data: str | None = None
+    sent_at: float | None = None
+
+    @property
+    def earliest(self) -> float:
+        return self.sent_at if self.sent_at is not None else self.started_at
 
     def overlaps(self, start_s: float, end_s: float, slack_s: float = 0.0) -> bool:
         stop = self.stopped_at if self.stopped_at is not None else float("inf")
-        return self.started_at - slack_s <= end_s and stop + slack_s >= start_s
+        return self.earliest - slack_s <= end_s and stop + slack_s >= start_s
 
 
 class RecordingLog:
@@ -67,10 +76,12 @@ class RecordingLog:
         user_data: str | None = None,
         *,
         guard: Guard | None = None,
+        sent_at: float | None = None,
     ) -> str | None:
-        """Note that the vendor started recording ``room_id``; idempotent while it stays open
-        (returns the open session's id). One round trip (``log_start.lua``). With ``guard``,
-        nothing is written and None returned unless the guard holds."""
+        """Note that the vendor started recording ``room_id`` (confirmed at ``started_at``, its
+        first attempt sent at ``sent_at``); idempotent while it stays open (returns the open
+        session's id). One round trip (``log_start.lua``). With ``guard``, nothing is written
+        and None returned unless the guard holds."""
         session_id = f"{room_id}:{int(started_at * 1000)}"
         k = self.keys
         guard_key, field_name, value = guard or (k.open(room_id), "", "")
@@ -85,6 +96,7 @@ class RecordingLog:
                 RETENTION_S,
                 field_name,
                 value,
+                "" if sent_at is None else repr(sent_at),
             ],
         )
         return str(reply[1]) if int(reply[0]) == 1 else None
@@ -148,6 +160,7 @@ class RecordingLog:
             stopped_at=float(data["stopped_at"]) if data.get("stopped_at") else None,
             booking_ids=tuple(json.loads(data.get("booking_ids") or "[]")),
             user_data=data.get("user_data") or None,
+            sent_at=float(data["sent_at"]) if data.get("sent_at") else None,
         )
 
     def overlapping(

@@ -121,7 +121,8 @@ class LifecycleStore:
 
     def claim_due(self, *, now: float, lease_s: float, limit: int, ahead_s: float = 0.0) -> Claim:
         """Lease up to ``limit`` actions due by ``now + ahead_s`` (or whose lease ran out) to the
-        caller (claim_due.lua). A lease runs ``lease_s`` past the later of now and the due time.
+        caller (claim_due.lua). The hand-over lease ends ``lease_s`` from now, never before the
+        due time; the worker that receives the action renews it (renew_leases.lua).
         """
         raw = self.scripts.claim_due(
             keys=[self.keys.due, self.keys.inflight],
@@ -177,6 +178,26 @@ class LifecycleStore:
             return ActionResult("call", kind, grant)
         return ActionResult(verdict, str(raw[1]) if len(raw) > 1 else "")
 
+    def renew_leases(
+        self,
+        *,
+        now: float,
+        lease_s: float,
+        actions: list[str],
+        attempts: list[tuple[str, str]],
+    ) -> tuple[list[bool], list[bool]]:
+        """Heartbeat (renew_leases.lua): push the leases of held actions and of open call
+        attempts (op_id, call_token) to ``now + lease_s``; says which of each are still held."""
+        if not actions and not attempts:
+            return [], []
+        k = self.keys
+        keys = [k.inflight, *(k.room(parse_action(op).subject) for op, _ in attempts)]
+        argv: list[Any] = [_num(now), _num(lease_s), len(actions), *actions]
+        for op_id, token in attempts:
+            argv += [op_id, token]
+        raw = [bool(int(x)) for x in self.scripts.renew_leases(keys=keys, args=argv)]
+        return raw[: len(actions)], raw[len(actions) :]
+
     def begin_call(self, op_id: str, *, now: float, lease_s: float, token: str) -> CallGrant:
         """Open a vendor call attempt for a re-issued room operation (begin_call.lua)."""
         room_id = parse_action(op_id).subject
@@ -212,8 +233,8 @@ class LifecycleStore:
         next_token: str,
         stop_retry_s: float,
     ) -> Settlement:
-        """Record a call outcome (ok, already, retry, fail, abandon) (finish_call.lua)."""
-        if outcome not in ("ok", "already", "retry", "fail", "abandon"):
+        """Record a call outcome (ok, already, retry, lost, fail, abandon) (finish_call.lua)."""
+        if outcome not in ("ok", "already", "retry", "lost", "fail", "abandon"):
             raise ValueError(f"unknown outcome {outcome!r}")
         room_id = grant.room_id
         k = self.keys

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +12,57 @@ from worker.anyrtc import AnyRTCClient
 from worker.anyrtc import results as vendor_results
 from worker.errors import AnyRTCError, RecordCallFailed, VendorTimeout, VendorUnreachable
 
-__all__ = ["CallOutcome", "call_vendor", "user_data_text"]
+__all__ = ["CallOutcome", "ResultStrings", "call_vendor", "parse_result_patterns", "user_data_text"]
 
 log = logging.getLogger(__name__)
+
+_REGEX_PREFIX = "re:"
+
+
+def _exact(text: str) -> re.Pattern[str]:
+    return re.compile(rf"\A{re.escape(text)}\Z", re.IGNORECASE)
+
+
+def parse_result_patterns(text: str) -> tuple[re.Pattern[str], ...]:
+    """``ANYRTC_*_RESULTS``: entries separated by new lines or ``;``. An entry ``re:<regex>`` is a
+    case-insensitive regular expression searched in the result; any other entry must equal the
+    result, ignoring case and surrounding white space. ValueError for a bad regex."""
+    patterns: list[re.Pattern[str]] = []
+    for raw in re.split(r"[;\n]", text):
+        entry = raw.strip()
+        if not entry:
+            continue
+        if entry.startswith(_REGEX_PREFIX):
+            try:
+                patterns.append(re.compile(entry[len(_REGEX_PREFIX) :], re.IGNORECASE))
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {entry!r}: {exc}") from None
+        else:
+            patterns.append(_exact(entry))
+    return tuple(patterns)
+
+
+@dataclass(frozen=True)
+class ResultStrings:
+    """How the vendor's ``result`` says the room already is in the wanted state.
+
+    The vendor does not document these strings (api-notes §2); they are settings, defaulting to
+    what the simulator answers. Recognising one only makes a repeat count as done at once: an
+    unrecognised one never leaves a room running (finish_call.lua counts a start of uncertain
+    outcome as possibly recording whatever the repeat answers)."""
+
+    already_recording: tuple[re.Pattern[str], ...] = (_exact(vendor_results.ALREADY_RECORDING),)
+    not_recording: tuple[re.Pattern[str], ...] = (_exact(vendor_results.NOT_RECORDING),)
+
+    @classmethod
+    def from_text(cls, already_recording: str, not_recording: str) -> ResultStrings:
+        return cls(parse_result_patterns(already_recording), parse_result_patterns(not_recording))
+
+    def means_done(self, kind: str, result: object) -> bool:
+        if not isinstance(result, str):
+            return False
+        patterns = self.already_recording if kind == "start" else self.not_recording
+        return any(p.search(result.strip()) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -37,12 +86,12 @@ def user_data_text(user_data: Any) -> str | None:
     return json.dumps(user_data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def _same(result: object, expected: str) -> bool:
-    return isinstance(result, str) and result.strip().lower() == expected
-
-
 def call_vendor(
-    client: AnyRTCClient, kind: str, room_id: str, params: dict[str, Any]
+    client: AnyRTCClient,
+    kind: str,
+    room_id: str,
+    params: dict[str, Any],
+    results: ResultStrings | None = None,
 ) -> CallOutcome:
     """Call startrecord or stoprecord once and classify the reply (never raises vendor errors)."""
     room_type = params.get("room_type")
@@ -60,9 +109,7 @@ def call_vendor(
     except RecordCallFailed as exc:
         # The reply to a repeated call (after a lost reply) or to a room changed behind our
         # back: the room is already in the state we want.
-        if kind == "start" and _same(exc.code, vendor_results.ALREADY_RECORDING):
-            return CallOutcome("already", str(exc.code), exc.message)
-        if kind == "stop" and _same(exc.code, vendor_results.NOT_RECORDING):
+        if (results or ResultStrings()).means_done(kind, exc.code):
             return CallOutcome("already", str(exc.code), exc.message)
         return CallOutcome("fail", str(exc.code), exc.message)
     except AnyRTCError as exc:

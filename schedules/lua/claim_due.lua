@@ -4,14 +4,15 @@
 -- KEYS[2]  inflight  zset  action id -> lease deadline (epoch s)
 -- ARGV[1]  now       epoch seconds (the caller's injected clock; the script never reads TIME)
 -- ARGV[2]  horizon   claim actions due up to this time (>= now; now + DISPATCH_AHEAD_S)
--- ARGV[3]  lease_s   how long a claimed action may stay unconfirmed after it is due
+-- ARGV[3]  lease_s   the hand-over lease: how long a claimed action may wait for a worker to
+--                    receive it (that worker then renews it by heartbeat, renew_leases.lua)
 -- ARGV[4]  limit     most actions claimed by this call
 --
 -- Returns {reissued_count, next_due, next_lease, id1, at1, id2, at2, ...}:
 --   idN/atN   a claimed action and when it is due (at <= now for one due already); the first
 --             reissued_count pairs are in-flight actions whose lease ran out (issued again).
---             Each now sits in KEYS[2] scored max(at, now) + lease_s, so no caller gets it
---             again before its lease ends, whichever process calls.
+--             Each now sits in KEYS[2] scored max(now + lease_s, at), so no caller gets it
+--             again before its lease ends (nor before it is due), whichever process calls.
 --   next_due  earliest due time still waiting in KEYS[1] ("" if none)
 --   next_lease earliest lease end in KEYS[2] ("" if none)
 -- Cost: O(k log n) for the k ids returned (range reads with LIMIT), never a scan.
@@ -36,7 +37,7 @@ if count < limit then
   for i = 1, #due, 2 do
     local id, at = due[i], tonumber(due[i + 1])
     redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[2], math.max(at, now) + lease, id)
+    redis.call('ZADD', KEYS[2], math.max(now + lease, at), id)
     out[#out + 1] = id
     out[#out + 1] = due[i + 1]
   end

@@ -14,7 +14,9 @@
 -- ARGV[1]  op_id
 -- ARGV[2]  call_token of the attempt ("" to settle an abandoned start, see begin_call.lua)
 -- ARGV[3]  now (epoch s, injected clock)
--- ARGV[4]  outcome: ok | already | retry | fail | abandon
+-- ARGV[4]  outcome: ok | already | retry | lost | fail | abandon  (lost: a retry whose reply was
+--          lost, e.g. a timeout: the vendor may have applied the call, so the operation becomes
+--          uncertain)
 -- ARGV[5]  vendor code    ARGV[6] vendor message
 -- ARGV[7]  retry_at (epoch s; used when outcome is retry)
 -- ARGV[8]  lease_s        ARGV[9] token for the next operation's first attempt
@@ -29,6 +31,13 @@
 -- A stale "ok" to a start (the vendor started the room for an attempt that was taken over) in a
 -- room that is idle with no holder would leave the vendor recording for nobody: a stop
 -- operation is opened for it, as the next operation of the stale reply.
+--
+-- A start whose outcome was unknown (uncertain: a reply lost, a worker died mid-call) leaves the
+-- room possibly recording whatever a later attempt answers: a failure string then confirms it
+-- as "possibly recording" (room hash field possibly = 1) rather than failing its bookings, so
+-- their stop stays owed (sent when the last holder ends, or at once when none holds it). A
+-- failure string to the stop of a room possibly recording, or to a stop repeated after a lost
+-- reply, is harmless and final (confirmed).
 --
 -- Returns {'moved'} (see above), or
 --   {verdict, kind, bookings_json, next_op_id, next_kind, next_params_json, retry_at}
@@ -101,9 +110,15 @@ end
 
 local function clear_op(state)
   redis.call('HSET', K_ROOM, 'state', state, 'op_id', '', 'op_kind', '', 'call_token', '',
-    'call_deadline', '', 'attempts', 0, 'uncertain', 0, 'changed_at', now)
+    'call_deadline', '', 'attempts', 0, 'uncertain', 0, 'possibly', 0, 'changed_at', now)
   redis.call('ZREM', K_INFLIGHT, op_id)
   redis.call('ZREM', K_DUE, op_id)
+end
+
+if outcome == 'lost' then
+  outcome = 'retry'
+  r.uncertain = '1'
+  redis.call('HSET', K_ROOM, 'uncertain', '1')
 end
 
 room_note(ctx, K_RHIST, {event = 'reply', op = op_id, kind = kind, attempt = tonumber(r.attempts),
@@ -145,13 +160,47 @@ if outcome == 'abandon' then
     (r.last_message or 'none')
 end
 
+local possibly = false
+if outcome == 'fail' or outcome == 'abandon' then
+  if kind == 'start' and r.uncertain == '1' then
+    possibly = true
+  elseif kind == 'stop' and (r.possibly == '1' or r.uncertain == '1') then
+    -- After a lost stop reply, or for a room only possibly recording, a failure string most
+    -- likely means "not recording": a stop cannot leave it running either way.
+    outcome = 'already'
+  end
+end
+
 local touched = {}
 local verdict
-if outcome == 'ok' or outcome == 'already' then
+if possibly then
+  verdict = 'confirmed'
+  local how = 'vendor: ' .. code .. ' after a lost reply: counted as possibly recording ' ..
+    '(its stop stays owed)'
+  clear_op('recording')
+  redis.call('HSET', K_ROOM, 'since', now, 'possibly', '1', 'last_code', code,
+    'last_message', message)
+  redis.call('ZADD', K_ROOMS, now, room_id)
+  for _, id in ipairs(redis.call('SMEMBERS', K_RHOLD)) do
+    if bget(id, 'state') == 'starting' then
+      redis.call('HSET', given[id].booking, 'recorded', '1')
+      bstate(id, 'recording', how)
+      touched[#touched + 1] = id
+    end
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', K_RREL)) do
+    if bget(id, 'state') == 'stopping' then
+      redis.call('HSET', given[id].booking, 'recorded', '1')
+    end
+  end
+elseif outcome == 'ok' or outcome == 'already' then
   verdict = 'confirmed'
   local how = 'vendor: ok'
   if outcome == 'already' then
     if kind == 'start' then how = 'vendor: already recording' else how = 'vendor: not recording' end
+    if kind == 'stop' and ARGV[4] ~= 'already' then
+      how = 'vendor: ' .. code .. ' to a stop whose room may not record (harmless)'
+    end
     if r.uncertain == '1' then
       how = how .. ' (after a lost reply: counted as done)'
     else

@@ -11,6 +11,8 @@
 -- ARGV[1] session id   ARGV[2] room id   ARGV[3] started_at (epoch s)
 -- ARGV[4] booking ids (JSON list)       ARGV[5] user data ("" for none)
 -- ARGV[6] retention_s  ARGV[7] guard field ("" for no guard)   ARGV[8] guard value
+-- ARGV[9] sent_at: when the first attempt of the start was sent, the earliest moment the vendor
+--         may have started ("" = started_at); the session is indexed by it
 --
 -- Returns {1, session id} (the new or the already open one), or {0} when the guard failed.
 
@@ -20,9 +22,11 @@ end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   return {1, redis.call('GET', KEYS[1])}
 end
+local sent_at = ARGV[9] or ''
+if sent_at == '' or tonumber(sent_at) > tonumber(ARGV[3]) then sent_at = ARGV[3] end
 redis.call('HSET', KEYS[2], 'room_id', ARGV[2], 'started_at', ARGV[3], 'stopped_at', '',
-  'booking_ids', ARGV[4], 'user_data', ARGV[5])
+  'booking_ids', ARGV[4], 'user_data', ARGV[5], 'sent_at', sent_at)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], sent_at, ARGV[1])
+redis.call('ZADD', KEYS[4], sent_at, ARGV[1])
 return {1, ARGV[1]}

@@ -81,20 +81,23 @@ class Harness:
 
         return wait_until(ready)
 
+    def queued_lookups(self) -> list[str]:
+        """Rooms waiting in the look-up queue."""
+        return list(self.redis.zrange(self.disc.keys.lookup_queue, 0, -1))
+
     def run_queued(self) -> list[str]:
-        """Run the tasks the code enqueued, as the worker would."""
+        """Run the tasks the code enqueued, then the look-ups due, as the workers would."""
         ran = []
         while self.queued:
             name, args = self.queued.pop(0)
             ran.append(name)
-            if name == "discovery.lookup_room":
-                assert self.disc.runner.room(*args).status == "done"
-            elif name == "discovery.relist":
+            if name == "discovery.relist":
                 assert self.disc.runner.relist(*args).status == "done"
             elif name == "discovery.publish":
                 self.disc.fanout.republish(*args)
             else:
                 raise AssertionError(f"unexpected task {name}")
+        ran += [f"lookup:{room}" for room in self.disc.lookup_loop.drain()]
         return ran
 
     def outbox(self) -> dict[str, dict[str, Any]]:
@@ -310,7 +313,7 @@ def test_rooms_that_correlation_cannot_tell_apart_are_looked_up(h: Harness) -> N
         h.log.stopped(room, time.time())
     files = h.visible(2, final=True)
     h.disc.poller.run("t1")
-    assert sorted(args[0] for _, args in h.queued) == ["twin-a", "twin-b"]
+    assert sorted(h.queued_lookups()) == ["twin-a", "twin-b"] and h.queued == []
     assert h.outbox() == {}
     h.run_queued()
     messages = {m["body"]["download_url"]: m["body"] for m in h.outbox().values()}
@@ -370,7 +373,7 @@ def test_overdue_files_get_one_low_priority_query_each(h: Harness) -> None:
     h.clock.advance(h.settings.expected_transcode_s)  # both are overdue now
     swept = h.disc.sweeper.run()
     assert swept.lookups == ["slow-room"] and swept.relisted == 1
-    assert sorted(h.run_queued()) == ["discovery.lookup_room", "discovery.relist"]
+    assert sorted(h.run_queued()) == ["discovery.relist", "lookup:slow-room"]
     assert len(h.sim.journal("getVodInfoByRoomId")) == 1
     assert h.disc.sweeper.run().lookups == []  # next check only after check_every
 
@@ -463,7 +466,7 @@ def test_a_file_no_candidate_room_lists_is_delivered_without_room(h: Harness) ->
     h.sim.record("not-ours", time.time() - 10, time.time() - 5)
     h.visible(2, final=True)
     h.disc.poller.run("t1")
-    assert [args for _, args in h.queued] == [["ours"]]
+    assert h.queued_lookups() == ["ours"] and h.queued == []
     h.run_queued()
     bodies = {m["body"]["room_id"] for m in h.outbox().values()}
     assert bodies == {None, "ours"}
@@ -512,3 +515,47 @@ def test_every_key_a_discovery_flow_writes_carries_the_prefix_hash_tag(h: Harnes
     kinds = {k.removeprefix(f"{tag}:disc:").split(":")[0] for k in found if ":disc:" in k}
     assert {"budget", "poll", "file", "seen", "outbox", "errors", "stats"} <= kinds
     assert len({key_slot(k.encode()) for k in found}) == 1
+
+
+def test_a_lookup_taken_by_a_worker_that_died_comes_back_after_its_lease(h: Harness) -> None:
+    h.disc.lookups.request("room-dead", 0, 1000)
+    # A worker's loop took it and died before the call: no task exists that could be lost.
+    assert h.disc.lookups.due(h.disc.lookup_loop.lease_ms) == ["room-dead"]
+    assert h.disc.lookup_loop.drain() == []  # leased: no other loop takes it meanwhile
+    h.clock.advance(h.disc.lookup_loop.lease_ms / 1000 + 0.1)
+    assert h.disc.lookup_loop.drain() == ["room-dead"]
+    assert len(h.sim.journal("getVodInfoByRoomId")) == 1
+    assert h.queued_lookups() == [] and h.disc.lookups.window("room-dead") is None
+
+
+def test_budget_waits_cost_no_back_off_and_a_request_widened_meanwhile_is_served(
+    h: Harness,
+) -> None:
+    h.disc.lookups.request("room-w", 0, 1000)
+    for _ in range(12):  # a dozen budget waits: none of them counts as an error
+        h.disc.limiter.close(h.settings.anyrtc_app_id)
+        assert h.disc.lookup_loop.drain() == ["room-w"]
+        h.clock.advance(1.05)
+    assert "errors" not in h.redis.hgetall(h.disc.keys.lookup("room-w"))
+    assert not h.disc.lookups.request("room-w", 0, 5000)  # widened while it waits: version 2
+    time.sleep(1.05)  # the limiter keeps real time
+    h.clock.advance(1.05)
+    assert h.disc.lookup_loop.drain() == ["room-w"]
+    assert len(h.sim.journal("getVodInfoByRoomId")) == 1  # one call, over the widened window
+    assert h.queued_lookups() == [] and h.disc.lookups.window("room-w") is None
+
+
+def test_a_vendor_error_backs_off_and_a_later_request_is_never_merged_into_a_dead_one(
+    h: Harness,
+) -> None:
+    h.sim.configure(inject_next=[{"endpoint": "getVodInfoByRoomId", "fault": "error"}])
+    h.disc.lookups.request("room-e", 0, 1000)
+    assert h.disc.lookup_loop.drain() == ["room-e"]  # 501: backed off, still queued
+    assert h.queued_lookups() == ["room-e"]
+    h.clock.advance(h.settings.retry_backoff_max_s + 0.1)
+    time.sleep(1.05)
+    assert h.disc.lookup_loop.drain() == ["room-e"]
+    assert [e["verdict"] for e in h.sim.journal("getVodInfoByRoomId")][-1] == "ok"
+    assert h.queued_lookups() == []
+    assert h.disc.lookups.request("room-e", 0, 1000)  # a fresh request, queued again
+    assert h.queued_lookups() == ["room-e"]

@@ -102,7 +102,12 @@ def run_flows(ctx: Lifecycle, observe: Callable[[], None] = lambda: None) -> Non
     run.run_until(T0 + 49)
     clock.set(T0 + 50)
     assert run.claim() == ["start:b4:1", "start:b5:1"]
-    assert ctx.store.apply_action("start:b4:1", now=clock(), lease_s=LEASE, token="lost").grant
+    lost = ctx.store.apply_action("start:b4:1", now=clock(), lease_s=LEASE, token="lost").grant
+    assert lost is not None
+    # A heartbeat at the same instant changes no lease (renew_leases.lua never shortens one).
+    assert ctx.store.renew_leases(
+        now=clock(), lease_s=LEASE, actions=["start:b5:1"], attempts=[(lost.op_id, "lost")]
+    ) == ([True], [True])
     assert perform(ctx, "start:b5:1")["verdict"] == "waiting"
     observe()
     run.run_until(T0 + 61)

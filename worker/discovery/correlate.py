@@ -50,7 +50,7 @@ def _int(record: Mapping[str, str], name: str) -> int | None:
 
 def _contains(session: RecordingSession, start: int, end: int, slack: float) -> bool:
     stop = session.stopped_at if session.stopped_at is not None else float("inf")
-    return session.started_at - slack <= start and end <= stop + slack
+    return session.earliest - slack <= start and end <= stop + slack
 
 
 def _gap(listed_s: int, logged: float) -> float:
@@ -58,10 +58,16 @@ def _gap(listed_s: int, logged: float) -> float:
     return max(0.0, listed_s - logged, logged - (listed_s + 1))
 
 
+def _start_gap(listed_s: int, session: RecordingSession) -> float:
+    """Distance from the listed start second to the span in which the vendor started: from the
+    first attempt's send to the confirmation (wide when a reply was lost)."""
+    return max(0.0, session.earliest - (listed_s + 1), listed_s - session.started_at)
+
+
 def _tight(session: RecordingSession, start: int, end: int) -> bool:
     if session.stopped_at is None:
         return False
-    return _gap(start, session.started_at) <= TIGHT_S and _gap(end, session.stopped_at) <= TIGHT_S
+    return _start_gap(start, session) <= TIGHT_S and _gap(end, session.stopped_at) <= TIGHT_S
 
 
 class Correlator:
@@ -95,5 +101,5 @@ class Correlator:
         matching = [s for s in sessions if _contains(s, start, end, LOOSE_S)]
         if not matching:
             return ()
-        best = min(matching, key=lambda s: abs(s.started_at - start))
+        best = min(matching, key=lambda s: _start_gap(start, s))
         return best.booking_ids

@@ -103,6 +103,11 @@ class DiscoveryKeys:
     def lookup(self, room_id: str) -> str:
         return self._k("lookup", room_id)
 
+    @property
+    def lookup_queue(self) -> str:
+        """Rooms whose look-up is asked for, by when it may run (the look-up loop drains it)."""
+        return self._k("lookups")
+
     def outbox(self, fid: str) -> str:
         return self._k("outbox", fid)
 

@@ -1,7 +1,8 @@
 """Room look-ups and re-lists: the low-priority queries, and the requests that ask for them.
 
 :class:`RoomLookups` keeps at most one look-up queued per room (``lookup:<room>``, merged by
-``lookup_request.lua``) and the files waiting on each (``await:room:<room>``).
+``lookup_request.lua``), the files waiting on each (``await:room:<room>``) and the one queue
+of rooms to look up (``lookups``), drained by :mod:`worker.discovery.lookup_loop`.
 :class:`LookupRunner` runs them with the low-priority vendor client (``reserve=1``: they never
 take the poll's last slot of a window). A room look-up settles every waiting file of the room
 whose upload time it covered: those it listed are delivered with their room (and ``file_id``);
@@ -29,7 +30,7 @@ from worker.redis import scripts_for
 
 if TYPE_CHECKING:
     # Annotations only: settle.py imports this module (RoomLookups) at run time.
-    from worker.discovery.settle import Enqueue, Settler
+    from worker.discovery.settle import Settler
 
 __all__ = ["LookupResult", "LookupRunner", "LookupWindow", "RoomLookups"]
 
@@ -48,16 +49,59 @@ class LookupWindow:
 class RoomLookups:
     """``lookup:<room>`` requests and ``await:room:<room>`` waiters."""
 
-    def __init__(self, client: redis.Redis, keys: DiscoveryKeys, *, ttl_s: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: DiscoveryKeys,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.ttl_s = max(1, int(ttl_s))
-        self._request = scripts_for(client, "worker.discovery.lua").lookup_request
+        self.clock = clock
+        scripts = scripts_for(client, "worker.discovery.lua")
+        self._request = scripts.lookup_request
+        self._settle = scripts.lookup_settle
+        self._lease = scripts.lease_due
 
     def request(self, room_id: str, beg_ms: int, end_ms: int) -> bool:
-        """Ask for a look-up of ``room_id``; True when the caller must enqueue the task."""
-        created = self._request(keys=[self.keys.lookup(room_id)], args=[beg_ms, end_ms, self.ttl_s])
+        """Ask for a look-up of ``room_id`` (queued for the look-up loop); True when new."""
+        created = self._request(
+            keys=[self.keys.lookup(room_id), self.keys.lookup_queue],
+            args=[beg_ms, end_ms, self.ttl_s, self._now_ms(), room_id],
+        )
         return bool(int(created))
+
+    def due(self, lease_ms: int, limit: int = 1) -> list[str]:
+        """Rooms whose look-up may run now, each taken for ``lease_ms`` (lease_due.lua): if the
+        taker dies, the room is due again when the lease ends."""
+        taken = self._lease(keys=[self.keys.lookup_queue], args=[self._now_ms(), lease_ms, limit])
+        return [str(room) for room in taken]
+
+    def postpone(self, room_id: str, delay_s: float) -> None:
+        """Run the look-up of ``room_id`` no sooner than ``delay_s`` from now."""
+        at = self._now_ms() + max(0, int(delay_s * 1000))
+        self.client.zadd(self.keys.lookup_queue, {room_id: at})
+
+    def settled(self, room_id: str) -> bool:
+        """The look-up ended: leave the queue unless a request is pending (lookup_settle.lua);
+        True when the room stays queued."""
+        keys = [self.keys.lookup(room_id), self.keys.lookup_queue]
+        return bool(int(self._settle(keys=keys, args=[self._now_ms(), room_id])))
+
+    def next_at(self) -> float | None:
+        """When the earliest queued look-up may run (epoch s), or None."""
+        head = self.client.zrange(self.keys.lookup_queue, 0, 0, withscores=True)
+        return float(head[0][1]) / 1000 if head else None
+
+    def count_error(self, room_id: str) -> int:
+        """One more vendor error for the pending request of ``room_id``; how many so far."""
+        return int(self.client.hincrby(self.keys.lookup(room_id), "errors", 1))
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     def window(self, room_id: str) -> LookupWindow | None:
         data = self.client.hgetall(self.keys.lookup(room_id))
@@ -123,7 +167,6 @@ class LookupRunner:
         settler: Settler,
         lookups: RoomLookups,
         ops: OpsLog,
-        enqueue: Enqueue,
         *,
         page_max: int,
         window_s: float,
@@ -134,7 +177,6 @@ class LookupRunner:
         self.settler = settler
         self.lookups = lookups
         self.ops = ops
-        self.enqueue = enqueue
         self.page_max = page_max
         self.window_s = window_s
         self.clock = clock
@@ -168,9 +210,8 @@ class LookupRunner:
             settled += 1
         for fid in later:
             self.lookups.wait_for(room_id, fid)
-        newer = self.lookups.finish(room_id, window.version if window.version else None)
-        if newer is not None:
-            self.enqueue("discovery.lookup_room", [room_id], 0.0)
+        # A window widened meanwhile stays requested; the loop's lookups.settled() re-queues it.
+        self.lookups.finish(room_id, window.version if window.version else None)
         return LookupResult("done", len(page.files), settled)
 
     def relist(self, beg_ms: int, end_ms: int) -> LookupResult:

@@ -19,6 +19,7 @@ from worker.discovery.fanout import FanOut, Outbox, Publisher
 from worker.discovery.intake import CallbackIntake
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import LOOKUP_RESERVE, SlidingWindowLimiter, gated_client
+from worker.discovery.lookup_loop import LookupLoop
 from worker.discovery.lookups import LookupRunner, RoomLookups
 from worker.discovery.ops import OpsLog
 from worker.discovery.poller import Poller
@@ -85,7 +86,9 @@ class Discovery:
         self.publisher = publisher or Publisher.from_settings(settings)
         self.outbox = Outbox(self.client, self.keys, clock=clock)
         self.fanout = FanOut(self.outbox, self.publisher)
-        self.lookups = RoomLookups(self.client, self.keys, ttl_s=settings.expected_transcode_s)
+        self.lookups = RoomLookups(
+            self.client, self.keys, ttl_s=settings.expected_transcode_s, clock=clock
+        )
         self.settler = Settler(
             self.client,
             self.keys,
@@ -94,7 +97,6 @@ class Discovery:
             self.fanout,
             self.lookups,
             self.ops,
-            enqueue,
             grace_ms=poll_every_ms,
             lookup_deadline_ms=expected_ms,
             clock=clock,
@@ -121,10 +123,18 @@ class Discovery:
             self.settler,
             self.lookups,
             self.ops,
-            enqueue,
             page_max=settings.poll_page_max,
             window_s=self.limiter.window_s,
             clock=clock,
+        )
+        # Taken rooms come back this long after a worker died mid-call (one HTTP timeout and
+        # the budget's jitter).
+        self.lookup_loop = LookupLoop(
+            self.lookups,
+            self.runner,
+            lease_s=settings.anyrtc_http_timeout_s + 5.0,
+            backoff_base_s=settings.retry_backoff_base_s,
+            backoff_max_s=settings.retry_backoff_max_s,
         )
         self.sweeper = Sweeper(
             self.client,

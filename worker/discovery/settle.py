@@ -52,7 +52,6 @@ class Settler:
         fanout: FanOut,
         lookups: RoomLookups,
         ops: OpsLog,
-        enqueue: Enqueue,
         *,
         grace_ms: int,
         lookup_deadline_ms: int,
@@ -65,7 +64,6 @@ class Settler:
         self.fanout = fanout
         self.lookups = lookups
         self.ops = ops
-        self.enqueue = enqueue
         self.grace_ms = grace_ms
         self.lookup_deadline_ms = lookup_deadline_ms
         self.clock = clock
@@ -139,8 +137,7 @@ class Settler:
         upload = int(record.get("upload_ms") or record.get("first_seen_ms") or 0)
         for room in rooms:
             self.lookups.wait_for(room, fid)
-            if self.lookups.request(room, upload - LOOKUP_PAD_MS, upload + LOOKUP_PAD_MS):
-                self.enqueue("discovery.lookup_room", [room], 0.0)
+            self.lookups.request(room, upload - LOOKUP_PAD_MS, upload + LOOKUP_PAD_MS)
 
     def _stop_waiting(self, fid: str) -> None:
         self.client.zrem(self.keys.awaiting, fid)

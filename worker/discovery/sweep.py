@@ -137,8 +137,7 @@ class Sweeper:
             )
             if room:
                 self.ops.incr("overdue_lookups")
-                if self.lookups.request(room, upload - LOOKUP_PAD_MS, upload + LOOKUP_PAD_MS):
-                    self.enqueue("discovery.lookup_room", [room], 0.0)
+                self.lookups.request(room, upload - LOOKUP_PAD_MS, upload + LOOKUP_PAD_MS)
                 result.lookups.append(room)
             else:
                 relist.append(upload)

@@ -18,7 +18,9 @@ from typing import Any
 
 import redis
 from celery import Task
+from celery.signals import worker_ready
 
+from config.celery import QUERY_QUEUE
 from config.settings import get_settings
 from worker.celery import app
 from worker.discovery.service import Discovery
@@ -47,10 +49,21 @@ def discovery() -> Discovery:
     return _discovery
 
 
-def _backoff(task: Task) -> float:
+def _backoff(task: Task, errors: int | None = None) -> float:
     settings = get_settings()
-    delay = settings.retry_backoff_base_s * 2 ** min(task.request.retries, 16)
+    count = task.request.retries if errors is None else errors
+    delay = settings.retry_backoff_base_s * 2 ** min(max(count, 0), 16)
     return random.uniform(0.5, 1.0) * min(delay, settings.retry_backoff_max_s)
+
+
+def _retry_on_error(task: Task, exc: Exception | None = None, **options: Any) -> Exception:
+    """Re-queue after an error, backing off by the errors so far (carried in ``errors``): the
+    budget's waits are retries too, but no reason to back off."""
+    kwargs = dict(task.request.kwargs or {})
+    previous = kwargs.get("errors", 0)
+    errors = previous if isinstance(previous, int) and previous >= 0 else 0
+    kwargs["errors"] = errors + 1
+    return task.retry(exc=exc, kwargs=kwargs, countdown=_backoff(task, errors), **options)
 
 
 def _budget_countdown(wait_s: float) -> float:
@@ -59,19 +72,21 @@ def _budget_countdown(wait_s: float) -> float:
 
 
 @app.task(name="discovery.poll", bind=True, max_retries=None, ignore_result=True)
-def poll(self: Task) -> dict[str, Any]:
-    """Sweep, then poll getVodListByTime (beat sends this every ``poll_every_s``)."""
+def poll(self: Task, errors: int = 0) -> dict[str, Any]:
+    """Sweep, then poll getVodListByTime (beat sends this every ``poll_every_s``); ``errors``:
+    how many errors this poll has retried after (its back-off)."""
     service = discovery()
     try:
         service.drain_intake()
         sweep = service.sweeper.run()
         result = service.poller.run(self.request.id)
     except _REDIS_DOWN as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self), expires=None) from exc
+        raise _retry_on_error(self, exc, expires=None) from exc
     if result.status == "retry":
-        countdown = result.retry_after if result.retry_after is not None else _backoff(self)
         # ``expires=None``: beat's expiry must not drop a poll that waits for its slot.
-        raise self.retry(countdown=countdown, expires=None)
+        if result.retry_after is None:
+            raise _retry_on_error(self, expires=None)
+        raise self.retry(countdown=result.retry_after, expires=None)
     if result.error is not None:
         log.error("poll failed: %s", result.error)
     return {
@@ -89,10 +104,10 @@ def _budgeted(task: Task, run: Callable[[], Any]) -> Any:
     try:
         result = run()
     except _REDIS_DOWN as exc:
-        raise task.retry(exc=exc, countdown=_backoff(task)) from exc
+        raise _retry_on_error(task, exc) from exc
     if result.status == "retry":
         if result.retry_after is None:
-            raise task.retry(countdown=_backoff(task))
+            raise _retry_on_error(task)
         raise task.retry(countdown=_budget_countdown(result.retry_after))
     return result
 
@@ -101,13 +116,31 @@ def _budgeted(task: Task, run: Callable[[], Any]) -> Any:
 def lookup_room(
     self: Task, room_id: str, beg_ms: int | None = None, end_ms: int | None = None
 ) -> dict[str, Any]:
-    """getVodInfoByRoomId for a room correlation could not decide (low priority)."""
-    result = _budgeted(self, lambda: discovery().runner.room(room_id, beg_ms, end_ms))
-    return {"status": result.status, "files": result.files, "settled": result.settled}
+    """Ask for a room look-up by hand (``getVodInfoByRoomId``, low priority): it joins the
+    look-up queue that every discovery worker's look-up loop drains within the budget."""
+    service = discovery()
+    try:
+        if beg_ms is not None and end_ms is not None:
+            service.lookups.request(str(room_id), int(beg_ms), int(end_ms))
+            return {"status": "queued"}
+        if service.lookups.window(str(room_id)) is None:
+            return {"status": "nothing"}
+        service.lookups.postpone(str(room_id), 0.0)
+    except _REDIS_DOWN as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
+    return {"status": "queued"}
+
+
+@worker_ready.connect(weak=False)
+def _start_lookup_loop(sender: Any = None, **_: Any) -> None:
+    # One look-up loop in every worker that consumes the query queue (the budgeted work).
+    consume = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
+    if QUERY_QUEUE in consume:
+        discovery().lookup_loop.start()
 
 
 @app.task(name="discovery.relist", bind=True, max_retries=None, ignore_result=True)
-def relist(self: Task, beg_ms: int, end_ms: int) -> dict[str, Any]:
+def relist(self: Task, beg_ms: int, end_ms: int, errors: int = 0) -> dict[str, Any]:
     """A narrow getVodListByTime for overdue files of unknown room (low priority)."""
     result = _budgeted(self, lambda: discovery().runner.relist(int(beg_ms), int(end_ms)))
     return {"status": result.status, "files": result.files}

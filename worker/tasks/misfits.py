@@ -14,11 +14,11 @@ import logging
 from typing import Any
 
 from celery.signals import task_rejected, task_unknown
-from celery.worker.consumer import Consumer
 
 from config.settings import get_settings
 from schedules import get_lifecycle
 from schedules.letter_values import clipped
+from schedules.reconnect import QuickReconnectConsumer
 from worker.logs import secrets_of
 
 __all__ = ["MisfitConsumer", "dead_letter_message"]
@@ -80,8 +80,10 @@ def _event_names() -> list[str]:
     return [event.task for event in EVENTS]
 
 
-class MisfitConsumer(Consumer):
-    """Celery's consumer, but a message it cannot decode is dead-lettered before it is dropped."""
+class MisfitConsumer(QuickReconnectConsumer):
+    """The worker's consumer: the steady broker reconnect of
+    :class:`schedules.reconnect.QuickReconnectConsumer`, and a message it cannot decode is
+    dead-lettered before it is dropped."""
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         reason = f"message cannot be decoded ({type(exc).__name__}: {exc})"

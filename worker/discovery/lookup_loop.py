@@ -1,0 +1,129 @@
+"""The look-up loop: one budget-aware loop per discovery worker drains the look-up queue.
+
+Room look-ups are not tasks that retry: a request puts its room in one Redis queue (``lookups``,
+a zset scored by when it may run) and every discovery worker runs this loop, which takes the
+earliest due room for a lease (``lease_due.lua``: two loops never take the same room), runs its
+look-up and settles the queue entry:
+
+- done: off the queue, unless the request widened or came again meanwhile (then due at once);
+- denied by the budget (or a 299): back in the queue at the moment the budget names, which is
+  not an error and costs no back-off;
+- a vendor error: back-off ``RETRY_BACKOFF_BASE_S`` doubled per error of that request, up to
+  ``RETRY_BACKOFF_MAX_S``; after :data:`MAX_ERRORS` errors the request is dropped (its files
+  are delivered at their look-up deadline), so a later request starts afresh.
+
+Nothing is stranded: a killed worker's room comes back when its lease ends (a little over one
+HTTP timeout); a lost or stale task cannot lose a look-up because no task carries one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+import redis
+
+from worker.discovery.lookups import LookupRunner, RoomLookups
+
+__all__ = ["MAX_ERRORS", "LookupLoop"]
+
+log = logging.getLogger(__name__)
+
+MAX_ERRORS = 8
+# How often an idle loop looks at the queue head (one ZRANGE): a new request waits at most this.
+IDLE_S = 0.5
+
+
+class LookupLoop:
+    """Drains the look-up queue; :meth:`step` runs at most one look-up."""
+
+    def __init__(
+        self,
+        lookups: RoomLookups,
+        runner: LookupRunner,
+        *,
+        lease_s: float,
+        backoff_base_s: float,
+        backoff_max_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.lookups = lookups
+        self.runner = runner
+        self.lease_ms = int(lease_s * 1000)
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self) -> str | None:
+        """Run the earliest due look-up, if any; returns its room."""
+        rooms = self.lookups.due(self.lease_ms)
+        if not rooms:
+            return None
+        room = rooms[0]
+        result = self.runner.room(room)
+        if result.status in ("done", "nothing"):
+            self.lookups.settled(room)
+        elif result.status == "retry" and result.retry_after is not None:
+            # The budget's wait (or a 299's closed window): not an error, no back-off.
+            self.lookups.postpone(room, result.retry_after)
+        else:
+            errors = self.lookups.count_error(room)
+            if errors > MAX_ERRORS:
+                log.warning("room look-up of %s dropped after %d vendor errors", room, errors - 1)
+                self.lookups.finish(room, None)
+                self.lookups.settled(room)
+            else:
+                self.lookups.postpone(room, self._backoff(errors))
+        return room
+
+    def drain(self) -> list[str]:
+        """Run every look-up due now (tests, in one process)."""
+        done = []
+        while (room := self.step()) is not None:
+            done.append(room)
+        return done
+
+    def _backoff(self, errors: int) -> float:
+        delay = min(self.backoff_base_s * 2 ** min(errors - 1, 16), self.backoff_max_s)
+        return self.rng.uniform(0.5, 1.0) * delay
+
+    def _wait_s(self) -> float:
+        head = self.lookups.next_at()
+        if head is None:
+            return IDLE_S
+        return min(max(head - self.lookups.clock(), 0.0), IDLE_S)
+
+    def run(self) -> None:
+        down = False
+        while not self._stop.is_set():
+            try:
+                ran = self.step()
+                wait = 0.0 if ran is not None else self._wait_s()
+                if down:
+                    log.warning("look-up loop: Redis is back")
+                    down = False
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if not down:
+                    log.warning("look-up loop lost Redis (%s); retrying", type(exc).__name__)
+                down = True
+                wait = 1.0
+            except Exception:
+                log.exception("look-up loop step failed; trying again")
+                wait = 1.0
+            self._stop.wait(wait)
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="discovery-lookups", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
