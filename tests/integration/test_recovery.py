@@ -166,7 +166,7 @@ def test_a_callback_during_a_redis_outage_is_answered_503_within_two_seconds(
         "CELERY_BROKER_URL": own.url,
         "CELERY_RESULT_BACKEND": own.url,
     }
-    env.pop("CALLBACK_TOKEN", None)
+    env["CALLBACK_TOKEN"] = "outage-callback-token"
     log_path = tmp_path / "web.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -183,10 +183,17 @@ def test_a_callback_during_a_redis_outage_is_answered_503_within_two_seconds(
     }  # fmt: skip
     try:
         wait_for_http(f"{base}/healthz", log_path)
-        assert requests.post(f"{base}/AR/V1/av", json=body, timeout=5).status_code == 200
+        assert (
+            requests.post(
+                f"{base}/AR/V1/av?token=outage-callback-token", json=body, timeout=5
+            ).status_code
+            == 200
+        )
         own.stop()
         began = time.monotonic()
-        answer = requests.post(f"{base}/AR/V1/av", json=body, timeout=10)
+        answer = requests.post(
+            f"{base}/AR/V1/av?token=outage-callback-token", json=body, timeout=10
+        )
         took = time.monotonic() - began
     finally:
         os.killpg(process.pid, signal.SIGTERM)
