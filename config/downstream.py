@@ -67,5 +67,6 @@ def parse_downstream_queues(text: str) -> list[QueueBinding]:
 
 
 def audit_binding(exchange: str) -> QueueBinding:
-    """The internal audit queue ``<exchange>.audit``: every message has a home."""
-    return QueueBinding(f"{exchange}.audit", (DEFAULT_PATTERN,))
+    """The internal audit queue ``<exchange>.audit``: every message (file or booking) has a
+    home."""
+    return QueueBinding(f"{exchange}.audit", (DEFAULT_PATTERN, "booking.*"))

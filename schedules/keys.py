@@ -21,6 +21,9 @@ key (after ``{<prefix>}:``)       type    content
                                           entry)
 ``lc:active``                     zset    bookings holding a room, scored by their stop due time
 ``lc:rooms``                      zset    rooms recording, scored by the time recording started
+``lc:outbox``                     zset    booking events not yet published downstream: JSON facts
+                                          scored by when they are due (epoch ms; a publisher's
+                                          lease pushes the score on)
 ``lc:dl:seq``                     string  dead-letter id counter
 ``lc:dl:entries``                 hash    dead-letter id -> JSON entry
 ``lc:dl:index``                   zset    dead-letter ids scored by creation time
@@ -90,6 +93,10 @@ class LifecycleKeys:
     @property
     def rooms(self) -> str:
         return self.base + "rooms"
+
+    @property
+    def outbox(self) -> str:
+        return self.base + "outbox"
 
     @property
     def dl_seq(self) -> str:

@@ -113,7 +113,7 @@ class LifecycleStore:
             self.history_max,
             source,
         ]
-        keys = [k.booking(booking_id), k.bhist(booking_id), k.due, k.inflight, k.active]
+        keys = [k.booking(booking_id), k.bhist(booking_id), k.due, k.inflight, k.active, k.outbox]
         verdict, state, nxt, nxt_at, detail = self.scripts.apply_event(keys=keys, args=argv)
         return EventResult(verdict, state, nxt, float(nxt_at) if nxt_at else None, detail)
 
@@ -163,6 +163,7 @@ class LifecycleStore:
                 k.rhold(room_id),
                 k.rrel(room_id),
                 k.rhist(room_id),
+                k.outbox,
             ]
             raw = self.scripts.apply_action(keys=keys, args=[*argv, room_id])
             if raw[0] != MOVED:
@@ -250,6 +251,7 @@ class LifecycleStore:
             k.dl_entries,
             k.dl_index,
             k.dl_seq,
+            k.outbox,
         ]
         argv = [
             grant.op_id,

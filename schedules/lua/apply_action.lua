@@ -11,6 +11,7 @@
 -- KEYS[7]  dl:index zset       KEYS[8]  dl:seq string
 -- KEYS[9]  room hash           KEYS[10] rhold set           KEYS[11] rrel set
 -- KEYS[12] rhist list          (KEYS[9..12]: the room ARGV[7], see below)
+-- KEYS[13] outbox zset (booking events to publish downstream, see tell in lib.lua)
 -- ARGV[1]  action_id
 -- ARGV[2]  now          epoch s (injected clock)
 -- ARGV[3]  lease_s      lease of a vendor call attempt / of the operation in KEYS[4]
@@ -37,6 +38,7 @@ local ctx = {now = now, retention = tonumber(ARGV[5]), history_max = tonumber(AR
 local K_BOOKING, K_BHIST, K_DUE, K_INFLIGHT, K_ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_DL_ENTRIES, K_DL_INDEX, K_DL_SEQ = KEYS[6], KEYS[7], KEYS[8]
 local K_ROOM, K_RHOLD, K_RREL, K_RHIST = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_OUTBOX = KEYS[13]
 
 local b = hgetall(K_BOOKING)
 if (b.next or '') ~= aid then return {'stale', 'not the current action'} end
@@ -48,14 +50,18 @@ if kind == 'stop' then room_id = b.held_room or '' end
 if room_id ~= ARGV[7] then return {'moved'} end
 
 local function set_state(state, reason)
-  booking_state(ctx, K_BOOKING, K_BHIST, K_ACTIVE, bid, state, reason,
+  booking_state(ctx, K_BOOKING, K_BHIST, K_ACTIVE, K_OUTBOX, bid, state, reason,
     {event = kind, action = aid})
 end
 
 -- Failed without a vendor call: `message` is kept on the booking, `reason` in its history,
--- `letter` is the dead letter's message.
+-- `letter` is the dead letter's message. What was tried: no vendor call of this booking's own;
+-- the room's last vendor error, if any, is kept with it.
 local function fail(code, message, reason, letter)
-  redis.call('HSET', K_BOOKING, 'code', code, 'message', message)
+  local last = redis.call('HMGET', K_ROOM, 'last_code', 'last_message')
+  redis.call('HSET', K_BOOKING, 'code', code, 'message', message, 'tried', cjson.encode({
+    call = cjson.null, attempts = 0, last_code = last[1] or cjson.null,
+    last_message = last[2] or cjson.null}))
   set_state('failed', reason)
   dead_letter(ctx, K_DL_SEQ, K_DL_ENTRIES, K_DL_INDEX, {request = b.request, booking_id = bid,
     room_id = room_id, error = code, code = code, message = letter})

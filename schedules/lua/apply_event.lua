@@ -9,6 +9,7 @@
 -- KEYS[3]  due       zset  action id -> due time
 -- KEYS[4]  inflight  zset  action id -> lease deadline
 -- KEYS[5]  active    zset  bookings holding a room -> stop due time
+-- KEYS[6]  outbox    zset  booking events to publish downstream (see tell in lib.lua)
 -- ARGV[1]  mode         schedule | start | cancel | stop
 -- ARGV[2]  booking_id
 -- ARGV[3]  now          epoch s (injected clock)
@@ -87,6 +88,7 @@ if mode == 'cancel' or mode == 'stop' then
     redis.call('HSET', KEYS[1], 'booking_id', bid, 'state', 'cancelled', 'seq', 0, 'next', '',
       'next_at', '', 'updated_at', upd, 'created_at', now, 'changed_at', now,
       'reason', mode .. ' received before any schedule')
+    tell(ctx, KEYS[6], KEYS[1], mode .. ' received before any schedule')
     event_note({verdict = 'applied', state = 'cancelled',
       detail = 'unknown booking; tombstone kept'})
     keep(true)
@@ -97,6 +99,7 @@ if mode == 'cancel' or mode == 'stop' then
     drop_next()
     redis.call('HSET', KEYS[1], 'state', 'cancelled', 'next', '', 'next_at', '', 'changed_at', now,
       'reason', mode .. ' before the window started')
+    tell(ctx, KEYS[6], KEYS[1], mode .. ' before the window started')
     event_note({verdict = 'applied', from = state, state = 'cancelled'})
     keep(true)
     return reply('applied', 'pending window dropped')
@@ -156,7 +159,8 @@ if holding then
   end
 else
   id = set_next('start', start_due)
-  redis.call('HSET', KEYS[1], 'state', 'scheduled', 'ending', '', 'final', '', 'recorded', '')
+  redis.call('HSET', KEYS[1], 'state', 'scheduled', 'ending', '', 'final', '', 'recorded', '',
+    'rec_started_at', '', 'rec_stopped_at', '', 'tried', '')
   detail = 'start pending'
 end
 event_note({verdict = 'applied', from = state, state = redis.call('HGET', KEYS[1], 'state'),

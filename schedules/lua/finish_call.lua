@@ -9,8 +9,9 @@
 -- KEYS[1] room hash     KEYS[2] rhold set      KEYS[3] rrel set       KEYS[4] rhist list
 -- KEYS[5] inflight zset KEYS[6] due zset       KEYS[7] active zset    KEYS[8] rooms zset
 -- KEYS[9] dl:entries hash  KEYS[10] dl:index zset  KEYS[11] dl:seq string
--- KEYS[12..] booking hash, bhist list of each booking in ARGV[15..], in pairs: KEYS[10 + 2i],
---          KEYS[11 + 2i] for ARGV[14 + i]
+-- KEYS[12] outbox zset (booking events to publish downstream, see tell in lib.lua)
+-- KEYS[13..] booking hash, bhist list of each booking in ARGV[15..], in pairs: KEYS[11 + 2i],
+--          KEYS[12 + 2i] for ARGV[14 + i]
 -- ARGV[1]  op_id
 -- ARGV[2]  call_token of the attempt ("" to settle an abandoned start, see begin_call.lua)
 -- ARGV[3]  now (epoch s, injected clock)
@@ -52,6 +53,7 @@ local ctx = {now = now, retention = tonumber(ARGV[10]), history_max = tonumber(A
 local K_ROOM, K_RHOLD, K_RREL, K_RHIST = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_INFLIGHT, K_DUE, K_ACTIVE, K_ROOMS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_DL_ENTRIES, K_DL_INDEX, K_DL_SEQ = KEYS[9], KEYS[10], KEYS[11]
+local K_OUTBOX = KEYS[12]
 
 local function next_op(room_id, kind, params, by, detail)
   return open_op(ctx, K_ROOM, K_INFLIGHT, K_RHIST, {room_id = room_id, kind = kind,
@@ -78,7 +80,7 @@ local kind, room_id = r.op_kind, r.room_id
 -- The keys of each booking given, by id.
 local given = {}
 for i = 15, #ARGV do
-  given[ARGV[i]] = {booking = KEYS[2 * i - 18], bhist = KEYS[2 * i - 17]}
+  given[ARGV[i]] = {booking = KEYS[2 * i - 17], bhist = KEYS[2 * i - 16]}
 end
 for _, set in ipairs({K_RHOLD, K_RREL}) do
   for _, id in ipairs(redis.call('SMEMBERS', set)) do
@@ -92,7 +94,8 @@ local function bstate(id, state, reason, extra)
   local entry = extra or {}
   entry.event = 'vendor'
   entry.op = op_id
-  booking_state(ctx, given[id].booking, given[id].bhist, K_ACTIVE, id, state, reason, entry)
+  booking_state(ctx, given[id].booking, given[id].bhist, K_ACTIVE, K_OUTBOX, id, state, reason,
+    entry)
 end
 
 local function fail_booking(id, reason)
@@ -102,7 +105,8 @@ local function fail_booking(id, reason)
     redis.call('ZREM', K_INFLIGHT, nxt)
   end
   redis.call('HSET', given[id].booking, 'next', '', 'next_at', '', 'held_room', '', 'code', code,
-    'message', message)
+    'message', message, 'tried', cjson.encode({call = kind, attempts = tonumber(r.attempts) or 0,
+      last_code = code, last_message = message}))
   bstate(id, 'failed', reason, {code = code, message = message})
   dead_letter(ctx, K_DL_SEQ, K_DL_ENTRIES, K_DL_INDEX, {request = bget(id, 'request'),
     booking_id = id, room_id = room_id, error = 'vendor', code = code, message = reason})

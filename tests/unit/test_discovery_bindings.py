@@ -43,7 +43,9 @@ def test_bad_entries_name_the_problem(text: str) -> None:
 
 
 def test_audit_queue_takes_everything() -> None:
-    assert audit_binding("recordings") == QueueBinding("recordings.audit", ("recording.*",))
+    assert audit_binding("recordings") == QueueBinding(
+        "recordings.audit", ("recording.*", "booking.*")
+    )
 
 
 names = st.text("abcxyz019_.:-", min_size=1, max_size=20)

@@ -152,7 +152,8 @@ HELPERS = helper_key_params(library())
 
 def test_the_library_helpers_take_their_keys_as_parameters() -> None:
     assert HELPERS["note"] == [1] and HELPERS["room_note"] == [1]
-    assert HELPERS["booking_state"] == [1, 2, 3]
+    assert HELPERS["booking_state"] == [1, 2, 3, 4]
+    assert HELPERS["tell"] == [1, 2]
     assert HELPERS["dead_letter"] == [1, 2, 3]
     assert HELPERS["open_op"] == [1, 2, 3]
     assert building_keys("") == []

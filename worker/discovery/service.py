@@ -12,8 +12,10 @@ import redis
 from pydantic import ValidationError
 
 from config.settings import Settings
+from schedules.keys import LifecycleKeys
 from schedules.recording_log import RecordingLog
 from worker.anyrtc.models import CallbackPayload
+from worker.discovery.booking_outbox import BookingOutbox, BookingTeller
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import FanOut, Outbox, Publisher
 from worker.discovery.intake import CallbackIntake
@@ -86,6 +88,10 @@ class Discovery:
         self.publisher = publisher or Publisher.from_settings(settings)
         self.outbox = Outbox(self.client, self.keys, clock=clock)
         self.fanout = FanOut(self.outbox, self.publisher)
+        self.teller = BookingTeller(
+            BookingOutbox(self.client, LifecycleKeys(settings.redis_key_prefix), clock=clock),
+            self.publisher,
+        )
         self.lookups = RoomLookups(
             self.client, self.keys, ttl_s=settings.expected_transcode_s, clock=clock
         )

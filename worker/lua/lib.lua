@@ -39,17 +39,52 @@ local function retire_booking(ctx, booking, bhist, active, booking_id)
   redis.call('EXPIRE', bhist, ctx.retention)
 end
 
--- booking_state(ctx, booking, bhist, active, booking_id, state, reason, entry): set the
+-- States a booking system acts on: entering one queues a booking.v1 message (see tell).
+local TOLD = {recording = true, stopped = true, failed = true, cancelled = true}
+
+-- tell(ctx, outbox, booking, reason): if the booking hash `booking` is now in a state of TOLD,
+-- add the transition's facts (JSON) to the zset `outbox`, scored by ctx.now in ms, in this same
+-- atomic step: the discovery worker publishes each member once (worker/discovery/
+-- booking_outbox.py), so a crash between the transition and the publish loses nothing. The
+-- message id counts the booking's told transitions and carries the time, so it never repeats,
+-- not even for a booking id used again after its hash expired.
+local function tell(ctx, outbox, booking, reason)
+  local b = hgetall(booking)
+  if not TOLD[b.state or ''] then return end
+  local told = redis.call('HINCRBY', booking, 'told', 1)
+  local at_ms = math.floor(ctx.now * 1000)
+  local room = b.room_id or ''
+  if (b.held_room or '') ~= '' then room = b.held_room end
+  local facts = {message_id = 'bk:' .. b.booking_id .. ':' .. told .. ':' .. at_ms, at = ctx.now,
+    booking_id = b.booking_id, room_id = room, state = b.state, reason = reason or '',
+    code = b.code or '', message = b.message or '', tried = b.tried or '',
+    start_at = b.start_at or '', end_at = b.end_at or '', started_at = b.rec_started_at or '',
+    stopped_at = b.rec_stopped_at or '', params = b.params or '{}', request = b.request or '{}'}
+  redis.call('ZADD', outbox, at_ms, cjson.encode(facts))
+end
+
+-- booking_state(ctx, booking, bhist, active, outbox, booking_id, state, reason, entry): set the
 -- booking hash `booking` to `state` (with reason and changed_at) and note the transition in its
--- history `bhist`; `entry` (a table, may be nil) carries the event's own fields. A final state
--- retires the booking (see retire_booking; `active` is the active zset).
-local function booking_state(ctx, booking, bhist, active, booking_id, state, reason, entry)
+-- history `bhist`; `entry` (a table, may be nil) carries the event's own fields. The actual
+-- recording times are kept (rec_started_at on entering recording, rec_stopped_at when a
+-- recorded booking stops), and a state a booking system acts on is told through `outbox`
+-- (see tell). A final state retires the booking (see retire_booking; `active` is the active
+-- zset).
+local function booking_state(ctx, booking, bhist, active, outbox, booking_id, state, reason,
+    entry)
   entry = entry or {}
   entry.from = redis.call('HGET', booking, 'state')
   entry.state = state
   if reason and reason ~= '' then entry.detail = reason end
   redis.call('HSET', booking, 'state', state, 'changed_at', ctx.now, 'reason', reason or '')
+  if state == 'recording' then
+    redis.call('HSET', booking, 'rec_started_at', ctx.now, 'rec_stopped_at', '')
+  elseif (state == 'stopped' or state == 'cancelled')
+      and (redis.call('HGET', booking, 'rec_started_at') or '') ~= '' then
+    redis.call('HSET', booking, 'rec_stopped_at', ctx.now)
+  end
   note(ctx, bhist, entry)
+  tell(ctx, outbox, booking, reason)
   if state == 'stopped' or state == 'failed' or state == 'cancelled' then
     retire_booking(ctx, booking, bhist, active, booking_id)
   end

@@ -132,11 +132,13 @@ def lookup_room(
 
 
 @worker_ready.connect(weak=False)
-def _start_lookup_loop(sender: Any = None, **_: Any) -> None:
-    # One look-up loop in every worker that consumes the query queue (the budgeted work).
+def _start_loops(sender: Any = None, **_: Any) -> None:
+    # One look-up loop in every worker that consumes the query queue (the budgeted work), and
+    # one booking teller (publishes the lifecycle's booking events downstream).
     consume = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
     if QUERY_QUEUE in consume:
         discovery().lookup_loop.start()
+        discovery().teller.start()
 
 
 @app.task(name="discovery.relist", bind=True, max_retries=None, ignore_result=True)
