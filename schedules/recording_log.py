@@ -160,6 +160,12 @@ class RecordingLog:
         sessions = self._get_many([str(i) for i in ids])
         return [s for s in sessions if s.overlaps(start_s, end_s, slack_s)]
 
+    def started_between(self, lo_s: float, hi_s: float) -> list[RecordingSession]:
+        """Sessions that started within ``[lo_s, hi_s]``: a narrow read by start time, where
+        :meth:`overlapping` must read every session of the last ``MAX_SESSION_S``."""
+        ids = self.r.zrangebyscore(self.keys.by_start, lo_s, hi_s)
+        return self._get_many([str(i) for i in ids])
+
     def for_room(self, room_id: str) -> list[RecordingSession]:
         """Every logged session of ``room_id``, oldest first."""
         ids = self.r.zrange(self.keys.room(room_id), 0, -1)
