@@ -16,6 +16,11 @@ from each file's final status to its message, by source.
 
     .venv/bin/python bench/discovery.py [--meetings 40] [--per-user-files 2] [--drop 0.5]
                                         [--transcode 6] [--redis redis://127.0.0.1:6379/15]
+    .venv/bin/python bench/discovery.py --backlog 5000 [--period 4] [--rate-limit 5]
+                                        [--page-max 50]
+
+``--backlog N`` measures polling alone instead: N files waiting without callbacks, delivered at
+what share of the vendor's limit (bench/discovery_backlog.py).
 
 Needs Redis on 127.0.0.1:6379; starts everything it needs and deletes its keys when done.
 """
@@ -46,6 +51,7 @@ from callbacks import (
     row,
     stopping,
 )
+from discovery_backlog import add_arguments, run_backlog
 
 from config.settings import load_settings
 from schedules.recording_log import RecordingLog
@@ -89,7 +95,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--verbose", action="store_true", help="list every query call")
+    add_arguments(parser)
     args = parser.parse_args()
+    if args.backlog:
+        run_backlog(args, celery_beat)
+        return
 
     prefix = f"bench-disc-{uuid.uuid4().hex[:8]}"
     token = secrets.token_urlsafe(16)

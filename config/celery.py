@@ -9,11 +9,16 @@ Queues (explicit; nothing routes in code):
 
 Broker and result keys carry no prefix unless ``CELERY_BROKER_KEY_PREFIX`` is set: a plain
 ``Celery(broker=url)`` client must find the queues and read the results as they are.
+
+The broker is Redis (the default) or RabbitMQ (``CELERY_BROKER_URL=amqp://...``): every queue
+and its exchange are durable on both, Redis-only options go to Redis connections only, and AMQP
+connections publish with confirms. State and leases stay in Redis either way.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
 
@@ -27,6 +32,9 @@ __all__ = [
     "QUERY_QUEUE",
     "TASK_MODULES",
     "celery_config",
+    "is_amqp_url",
+    "is_redis_url",
+    "transport_options",
 ]
 
 QUERY_QUEUE = "query"
@@ -42,28 +50,61 @@ VISIBILITY_TIMEOUT_S = 300
 TASK_TIME_LIMIT_S = 120
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """The lowercase Celery settings for ``app.config_from_object``."""
-    broker_options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
-    result_options: dict[str, Any] = {
-        "visibility_timeout": VISIBILITY_TIMEOUT_S,
-        # While Redis is down a result write retries every second, so a task's outcome is
-        # stored within a second or two of Redis being back.
-        "retry_policy": {
+def is_redis_url(url: str) -> bool:
+    """Whether ``url`` names a Redis server (kombu's and Celery's ``redis``/``rediss`` schemes)."""
+    return urlsplit(url).scheme in ("redis", "rediss", "redis+socket", "sentinel")
+
+
+def is_amqp_url(url: str) -> bool:
+    """Whether ``url`` names an AMQP broker such as RabbitMQ (kombu's pyamqp transport)."""
+    return urlsplit(url).scheme in ("amqp", "amqps", "pyamqp")
+
+
+def transport_options(url: str, settings: Settings) -> dict[str, Any]:
+    """The kombu transport options for a connection to ``url`` (broker or result backend).
+
+    Redis gets the visibility timeout and the opt-in key prefix (both mean nothing elsewhere);
+    AMQP gets publisher confirms, so a task the dispatcher or the web process sends counts as
+    sent only once RabbitMQ has taken it.
+    """
+    if is_redis_url(url):
+        options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+        if settings.celery_broker_key_prefix:
+            options["global_keyprefix"] = settings.celery_broker_key_prefix
+        return options
+    if is_amqp_url(url):
+        return {"confirm_publish": True}
+    return {}
+
+
+def result_transport_options(settings: Settings) -> dict[str, Any]:
+    """The result backend's transport options: on Redis, a result write also retries every
+    second while Redis is down, so a task's outcome is stored within a second or two of Redis
+    being back."""
+    options = transport_options(settings.result_backend, settings)
+    if is_redis_url(settings.result_backend):
+        options["retry_policy"] = {
             "max_retries": 20,
             "interval_start": 0,
             "interval_step": 1,
             "interval_max": 1,
-        },
-    }
-    if settings.celery_broker_key_prefix:
-        broker_options["global_keyprefix"] = settings.celery_broker_key_prefix
-        result_options["global_keyprefix"] = settings.celery_broker_key_prefix
+        }
+    return options
+
+
+def _durable(name: str) -> Queue:
+    # One direct exchange per queue, both durable: on RabbitMQ the queue outlives a broker
+    # restart with its persistent messages, and a redeclare with other flags would be refused.
+    return Queue(name, Exchange(name, durable=True), routing_key=name, durable=True)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The lowercase Celery settings for ``app.config_from_object``."""
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
-        "broker_transport_options": broker_options,
-        "result_backend_transport_options": result_options,
+        "broker_transport_options": transport_options(settings.broker_url, settings),
+        "result_backend_transport_options": result_transport_options(settings),
         "visibility_timeout": VISIBILITY_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
         # Redis outages: reconnect every second (not kombu's 2, 4, 6 … 30 s), forever.
@@ -90,11 +131,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # (worker/tasks/misfits.py, schedules/reconnect.py); unknown tasks likewise.
         "worker_consumer": "worker.tasks.misfits:MisfitConsumer",
         "task_default_queue": LIFECYCLE_QUEUE,
-        "task_queues": (
-            Queue(LIFECYCLE_QUEUE, Exchange(LIFECYCLE_QUEUE), routing_key=LIFECYCLE_QUEUE),
-            Queue(QUERY_QUEUE, Exchange(QUERY_QUEUE), routing_key=QUERY_QUEUE),
-            Queue(EVENTS_QUEUE, Exchange(EVENTS_QUEUE), routing_key=EVENTS_QUEUE),
-            Queue(DEFAULT_QUEUE, Exchange(DEFAULT_QUEUE), routing_key=DEFAULT_QUEUE),
+        "task_queues": tuple(
+            _durable(name) for name in (LIFECYCLE_QUEUE, QUERY_QUEUE, EVENTS_QUEUE, DEFAULT_QUEUE)
         ),
         "task_routes": {
             "recordings.*": {"queue": LIFECYCLE_QUEUE, "routing_key": LIFECYCLE_QUEUE},

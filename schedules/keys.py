@@ -30,8 +30,9 @@ key (after ``{<prefix>}:``)       type    content
 ``reclog:s:<session_id>``         hash    one vendor recording: room_id, started_at, stopped_at
                                           ("" while recording), booking_ids (JSON list),
                                           user_data
-``reclog:by_start``               zset    session ids scored by started_at (epoch s)
-``reclog:room:<room_id>``         zset    the room's session ids scored by started_at
+``reclog:by_start``               zset    session ids scored by sent_at (first attempt, epoch s)
+``reclog:room:<room_id>``         zset    the room's session ids scored by sent_at
+``reclog:max_span``               string  the widest started_at - sent_at logged (s)
 ``reclog:open:<room_id>``         string  the session id of the room's running recording
 ================================  ======  =====================================================
 
@@ -146,6 +147,10 @@ class RecordingLogKeys:
     @property
     def by_start(self) -> str:
         return self.base + "by_start"
+
+    @property
+    def max_span(self) -> str:
+        return self.base + "max_span"
 
     def session(self, session_id: str) -> str:
         return self.base + "s:" + session_id

@@ -86,7 +86,14 @@ class RecordingLog:
         k = self.keys
         guard_key, field_name, value = guard or (k.open(room_id), "", "")
         reply = self._log_start(
-            keys=[k.open(room_id), k.session(session_id), k.by_start, k.room(room_id), guard_key],
+            keys=[
+                k.open(room_id),
+                k.session(session_id),
+                k.by_start,
+                k.room(room_id),
+                guard_key,
+                k.max_span,
+            ],
             args=[
                 session_id,
                 room_id,
@@ -172,6 +179,16 @@ class RecordingLog:
         )
         sessions = self._get_many([str(i) for i in ids])
         return [s for s in sessions if s.overlaps(start_s, end_s, slack_s)]
+
+    def started_between(self, lo_s: float, hi_s: float) -> list[RecordingSession]:
+        """Sessions whose start span (first attempt sent .. confirmed) meets ``[lo_s, hi_s]``,
+        and a few that start a little earlier: a narrow read, where :meth:`overlapping` must
+        read every session of the last ``MAX_SESSION_S``. Sessions are indexed by their first
+        send, so the read reaches back by the widest span logged (a start whose reply was lost
+        spans its retries): a session the vendor started later in its span is not missed."""
+        widest = float(self.r.get(self.keys.max_span) or 0.0)
+        ids = self.r.zrangebyscore(self.keys.by_start, lo_s - widest, hi_s)
+        return self._get_many([str(i) for i in ids])
 
     def for_room(self, room_id: str) -> list[RecordingSession]:
         """Every logged session of ``room_id``, oldest first."""

@@ -8,6 +8,8 @@
 -- KEYS[1] reclog:open:<room> string   KEYS[2] reclog:s:<session> hash
 -- KEYS[3] reclog:by_start zset        KEYS[4] reclog:room:<room> zset
 -- KEYS[5] guard hash (the room hash; ignored without a guard)
+-- KEYS[6] reclog:max_span string: the widest start span (started_at - sent_at) logged, so a
+--         narrow read by start time knows how far back a session may begin that spans a second
 -- ARGV[1] session id   ARGV[2] room id   ARGV[3] started_at (epoch s)
 -- ARGV[4] booking ids (JSON list)       ARGV[5] user data ("" for none)
 -- ARGV[6] retention_s  ARGV[7] guard field ("" for no guard)   ARGV[8] guard value
@@ -29,4 +31,8 @@ redis.call('HSET', KEYS[2], 'room_id', ARGV[2], 'started_at', ARGV[3], 'stopped_
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[3], sent_at, ARGV[1])
 redis.call('ZADD', KEYS[4], sent_at, ARGV[1])
+local span = tonumber(ARGV[3]) - tonumber(sent_at)
+if span > tonumber(redis.call('GET', KEYS[6]) or '0') then
+  redis.call('SET', KEYS[6], tostring(span))
+end
 return {1, ARGV[1]}

@@ -15,6 +15,15 @@ import pytest
 import redis
 
 from config.settings import Settings
+from tests.support.brokers import Broker
+from tests.support.rabbitmq import (
+    TEST_AMQP_URL,
+    create_vhost,
+    delete_vhost,
+    new_vhost_name,
+    rabbitmq_available,
+    vhost_url,
+)
 from tests.support.run import RUN_ID, TEST_APP_ID, TEST_REDIS_URL, TEST_VOD_TOKEN
 from worker.simulator import SimulatorHandle, running_simulator
 
@@ -75,6 +84,31 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     yield client
     _delete_run_keys(client)
     client.close()
+
+
+@pytest.fixture
+def rabbitmq_url() -> Iterator[str]:
+    """An AMQP URL on a RabbitMQ virtual host made for the test and deleted after it."""
+    if not rabbitmq_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"RabbitMQ does not answer at {TEST_AMQP_URL} (CI must start one)")
+        pytest.skip(f"RabbitMQ does not answer at {TEST_AMQP_URL}")
+    vhost = new_vhost_name()
+    create_vhost(vhost)
+    try:
+        yield vhost_url(vhost)
+    finally:
+        delete_vhost(vhost)
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest, redis_url: str, settings: Settings) -> Broker:
+    """Each end-to-end test runs twice: on Redis, then with RabbitMQ as the Celery broker and
+    the downstream exchange (state, leases and results stay in Redis)."""
+    if request.param == "redis":
+        return Broker("redis", settings.broker_url, settings.downstream_broker_url)
+    url = request.getfixturevalue("rabbitmq_url")
+    return Broker("rabbitmq", url, url)
 
 
 @pytest.fixture

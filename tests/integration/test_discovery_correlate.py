@@ -74,3 +74,39 @@ def test_a_named_room_takes_bookings_from_its_matching_session(log: RecordingLog
     found = Correlator(log).correlate(file(T0 + 1000, T0 + 1060, room_id="a"))
     assert (found.kind, found.room_id, found.booking_ids) == ("room", "a", ("late",))
     assert Correlator(log).correlate(file(T0 + 5000, T0 + 5060, room_id="z")).booking_ids == ()
+
+
+class CountingLog(RecordingLog):
+    """Counts the session hashes correlation reads."""
+
+    reads = 0
+
+    def _get_many(self, session_ids: list[str]) -> list[Any]:
+        self.reads += len(session_ids)
+        return super()._get_many(session_ids)
+
+
+def test_a_unique_file_reads_only_the_sessions_that_started_near_it(
+    redis_client: redis.Redis, settings: Any
+) -> None:
+    # A busy day: 300 recordings that all overlap the file. Settling a file used to read every
+    # one of them (the whole MAX_SESSION_S), which bounded the poll's throughput by Redis.
+    log = CountingLog(redis_client, settings.redis_key_prefix)
+    for n in range(300):
+        session(log, f"r{n}", T0 - 2 * n, T0 + 600 + 0.01 * n)
+    found = Correlator(log).correlate(file(T0 - 200, T0 + 601))
+    assert (found.kind, found.room_id) == ("unique", "r100")
+    assert log.reads <= 3, log.reads
+
+
+def test_a_session_the_vendor_started_late_in_its_span_is_not_missed_by_the_narrow_read(
+    log: RecordingLog,
+) -> None:
+    # Room "lost": its first start attempt went out 11 s before the reply that confirmed it (the
+    # first reply was lost), and the vendor started it at the retry. Room "near" started in the
+    # same second. The file could be either: a room look-up decides, not the narrow read alone.
+    log.started("lost", T0 + 0.3, ("b-lost",), sent_at=T0 - 11)
+    log.stopped("lost", T0 + 60.3)
+    session(log, "near", T0 + 0.6, T0 + 60.6, "b-near")
+    found = Correlator(log).correlate(file(T0, T0 + 60))
+    assert (found.kind, found.candidates) == ("ambiguous", ("lost", "near"))

@@ -5,6 +5,7 @@ budget is re-queued with the limiter's countdown. No secret reaches a log, messa
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import threading
@@ -14,17 +15,19 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 from kombu import Connection, Exchange, Queue
 from pydantic import SecretStr
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from schedules.recording_log import RecordingLog
+from tests.support.brokers import Broker
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import SlidingWindowLimiter
-from worker.web.app import CALLBACK_PATH, create_app
+from worker.web.app import CALLBACK_PATH, celery_sender, create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,16 +42,26 @@ class QuietHandler(WSGIRequestHandler):
 
 
 @pytest.fixture
-def tuned(settings: Any) -> Any:
-    return settings.model_copy(
-        update={
-            "query_rate_period_s": 1.0,
-            "query_rate_margin_s": 0.02,
-            "poll_interval_s": 1.0,
-            "callback_token": SecretStr(TOKEN),
-            "downstream_queues": f"{settings.redis_key_prefix}-customer=recording.*",
-        }
+def tuned(settings: Any, broker: Broker) -> Any:
+    """Scaled-down settings on ``broker``: the test runs on Redis, then on RabbitMQ."""
+    return broker.settings(
+        settings.model_copy(
+            update={
+                "query_rate_period_s": 1.0,
+                "query_rate_margin_s": 0.02,
+                "poll_interval_s": 1.0,
+                "callback_token": SecretStr(TOKEN),
+                "downstream_queues": f"{settings.redis_key_prefix}-customer=recording.*",
+            }
+        )
     )
+
+
+@pytest.fixture
+def celery_app(broker: Broker, tuned: Any) -> Iterator[Celery]:
+    """What the web process and the test send through: the product's configuration on ``broker``."""
+    with broker.app(tuned) as app:
+        yield app
 
 
 @pytest.fixture(autouse=True)
@@ -58,10 +71,9 @@ def _audit_queue(tuned: Any, redis_client: redis.Redis) -> Iterator[None]:
 
 
 @pytest.fixture
-def web_url(tuned: Any, redis_client: redis.Redis) -> Iterator[str]:
-    server = make_server(
-        "127.0.0.1", 0, create_app(tuned), threaded=True, request_handler=QuietHandler
-    )
+def web_url(tuned: Any, celery_app: Celery, redis_client: redis.Redis) -> Iterator[str]:
+    app = create_app(tuned, sender=functools.partial(celery_sender, app=celery_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -102,10 +114,13 @@ def _all_values(client: redis.Redis, pattern: str) -> str:
 
 
 def test_callback_and_poll_through_a_real_worker_give_one_message(
-    tuned: Any, sim: Any, redis_client: redis.Redis, web_url: str
+    tuned: Any,
+    broker: Broker,
+    celery_app: Celery,
+    sim: Any,
+    redis_client: redis.Redis,
+    web_url: str,
 ) -> None:
-    from worker.celery import app as celery_app
-
     sim.configure(
         rate_limit=5,
         rate_period_s=1.0,
@@ -121,12 +136,14 @@ def test_callback_and_poll_through_a_real_worker_give_one_message(
         "POLL_INTERVAL_S": "1",
         "CALLBACK_TOKEN": TOKEN,
         "DOWNSTREAM_QUEUES": tuned.downstream_queues,
+        **broker.env,
     }
     keys = DiscoveryKeys(tuned.redis_key_prefix)
     with (
         Connection(tuned.downstream_broker_url) as conn,
         running_worker(queues=("query", "events"), concurrency=4, env=env) as worker,
     ):
+        assert broker.serves(worker.log()), worker.log()
         customer(conn.default_channel).declare()  # the customer binds before going live
         vendor = AnyRTCClient.from_settings(tuned)
         log = RecordingLog(redis_client, tuned.redis_key_prefix)

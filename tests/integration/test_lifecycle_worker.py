@@ -21,6 +21,7 @@ from config.celery import LIFECYCLE_QUEUE
 from config.settings import get_settings
 from schedules import Lifecycle
 from schedules.testing import InProcessRunner
+from tests.support.brokers import Broker
 from tests.support.histories import room_history
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess, running_worker
@@ -45,14 +46,36 @@ def worker(redis_client: redis.Redis, vendor: Any) -> Iterator[WorkerProcess]:
 
 
 @pytest.fixture
-def bookings() -> Iterator[BookingClient]:
+def broker_worker(
+    broker: Broker, redis_client: redis.Redis, vendor: Any
+) -> Iterator[WorkerProcess]:
+    """The lifecycle worker on ``broker`` (each test using it runs on Redis and on RabbitMQ)."""
+    env = {**WORKER_ENV, **broker.env}
+    with running_worker(queues=(LIFECYCLE_QUEUE,), concurrency=8, env=env) as process:
+        assert broker.serves(process.log()), process.log()
+        yield process
+
+
+def _booking_client(broker_url: str) -> BookingClient:
     """The helper exactly as a booking system builds it: broker URL and key prefix only."""
     settings = get_settings()
-    client = BookingClient(
-        settings.broker_url,
+    return BookingClient(
+        broker_url,
         key_prefix=settings.celery_broker_key_prefix,
         result_backend=settings.result_backend,
     )
+
+
+@pytest.fixture
+def bookings() -> Iterator[BookingClient]:
+    client = _booking_client(get_settings().broker_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def broker_bookings(broker: Broker) -> Iterator[BookingClient]:
+    client = _booking_client(broker.url)
     yield client
     client.close()
 
@@ -75,12 +98,12 @@ def assert_on_time(entry: dict[str, Any], due: float, before: float | None = Non
 
 
 def test_schedule_starts_at_start_at_and_stops_at_end_at(
-    worker: WorkerProcess, bookings: BookingClient, vendor: Any, ctx: Lifecycle
+    broker_worker: WorkerProcess, broker_bookings: BookingClient, vendor: Any, ctx: Lifecycle
 ) -> None:
     t0 = time.time()
     windows = {"r1": (2.0, 4.0), "r2": (2.5, 3.5), "r3": (3.0, 5.0)}
     for room, (start, end) in windows.items():
-        result = bookings.schedule(f"b-{room}", room, t0 + start, t0 + end)
+        result = broker_bookings.schedule(f"b-{room}", room, t0 + start, t0 + end)
         assert result.get(timeout=10)["verdict"] == "applied"
     wait_until(lambda: len(vendor.journal("stoprecord")) == 3, 10, "three stops")
     for room, (start, end) in windows.items():
@@ -318,12 +341,14 @@ def test_vendor_errors_then_success_starts(
 
 
 def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_nothing_twice(
-    redis_client: redis.Redis, vendor: Any, ctx: Lifecycle
+    broker: Broker, redis_client: redis.Redis, vendor: Any, ctx: Lifecycle
 ) -> None:
     rooms = [f"rk{i}" for i in range(30)]
     vendor.configure(latency_s=0.3)
-    first = WorkerProcess(queues=(LIFECYCLE_QUEUE,), concurrency=4, env=WORKER_ENV).start()
+    env = {**WORKER_ENV, **broker.env}
+    first = WorkerProcess(queues=(LIFECYCLE_QUEUE,), concurrency=4, env=env).start()
     try:
+        assert broker.serves(first.log()), first.log()
         t0 = time.time()
         for room in rooms:
             now = time.time()
@@ -346,7 +371,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_nothing_twice(
     started_before_kill = len(vendor.journal("startrecord"))
     assert started_before_kill < len(rooms), "kill came too late to test anything"
 
-    with running_worker(queues=(LIFECYCLE_QUEUE,), concurrency=8, env=WORKER_ENV):
+    with running_worker(queues=(LIFECYCLE_QUEUE,), concurrency=8, env=env):
 
         def all_stopped() -> bool:
             ok = [e for e in vendor.journal("stoprecord") if e["verdict"] == "ok"]

@@ -77,3 +77,15 @@ def test_naive_datetimes_are_refused_before_sending() -> None:
 def test_a_broker_url_or_an_app_is_required() -> None:
     with pytest.raises(ValueError):
         BookingClient()
+
+
+def test_on_rabbitmq_events_are_published_with_confirms_and_no_redis_prefix() -> None:
+    bookings = BookingClient("amqp://guest:guest@rabbit:5672/recorder", key_prefix="site-a:")
+    assert bookings.app.conf.broker_transport_options == {"confirm_publish": True}
+    [queue] = bookings.app.conf.task_queues
+    assert queue.durable and queue.exchange.durable
+
+
+def test_on_redis_the_key_prefix_is_the_only_broker_option() -> None:
+    bookings = BookingClient("redis://127.0.0.1:6379/0", key_prefix="site-a:")
+    assert bookings.app.conf.broker_transport_options == {"global_keyprefix": "site-a:"}

@@ -84,10 +84,15 @@ class Correlator:
             return Correlation("room", room, self._room_bookings(room, start, end))
         if start is None or end is None:
             return Correlation("unknown")
-        sessions = self.log.overlapping(start, end, slack_s=LOOSE_S)
-        tight = [s for s in sessions if _tight(s, start, end)]
+        # A tight session started within TIGHT_S of the listed second: read only those first.
+        # The wide read (every session of the last MAX_SESSION_S) costs one hash per session
+        # logged that day, per file, and only a file the narrow read does not settle needs it.
+        near = self.log.started_between(start - TIGHT_S, start + 1 + TIGHT_S)
+        tight = [s for s in near if _tight(s, start, end)]
         if len(tight) == 1:
             return Correlation("unique", tight[0].room_id, tight[0].booking_ids)
+        sessions = self.log.overlapping(start, end, slack_s=LOOSE_S)
+        tight = [s for s in sessions if _tight(s, start, end)]
         containing = [s for s in sessions if _contains(s, start, end, LOOSE_S)]
         rooms = tuple(sorted({s.room_id for s in (tight or containing)}))
         if rooms:

@@ -14,12 +14,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import redis
 from kombu import Connection, Exchange, Queue, binding
 from kombu.pools import producers
 
+from config.celery import is_amqp_url, is_redis_url
 from config.downstream import QueueBinding, audit_binding, parse_downstream_queues
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.message import routing_key
@@ -40,6 +40,9 @@ PUBLISH_LEASE_S = 30.0
 #: The audit queue keeps the newest messages only (nobody consumes it).
 AUDIT_MAX = 10_000
 _RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
+#: How long a publish waits for RabbitMQ's confirm before it counts as failed (and is retried
+#: by the sweep): a broker that neither acks nor nacks must not hold a worker thread forever.
+CONFIRM_TIMEOUT_S = 10.0
 
 
 class Outbox:
@@ -101,6 +104,10 @@ class Publisher:
     Every publish declares the exchange and the bound queues on its channel first (kombu caches
     this per connection): a kombu Redis "exchange" only exists in the publishing process, and a
     message that matches no binding is dropped.
+
+    On RabbitMQ (``amqp://``) the exchange is a native durable topic exchange, every publish
+    waits for the broker's confirm (a nack or no confirm raises, so the outbox keeps the message
+    pending), and the audit queue keeps its newest ``AUDIT_MAX`` messages by itself.
     """
 
     def __init__(
@@ -108,6 +115,8 @@ class Publisher:
     ) -> None:
         self.url = url
         self.exchange = Exchange(exchange, type="topic", durable=True, delivery_mode="persistent")
+        amqp = is_amqp_url(url)
+        self.audit_queue = audit_binding(exchange).queue if audit else None
         wanted = [*queues, audit_binding(exchange)] if audit else list(queues)
         self.queues = [
             Queue(
@@ -115,11 +124,16 @@ class Publisher:
                 exchange=self.exchange,
                 bindings=[binding(self.exchange, routing_key=p) for p in b.patterns],
                 durable=True,
+                # RabbitMQ drops the audit queue's oldest messages itself (x-max-length).
+                max_length=AUDIT_MAX if amqp and b.queue == self.audit_queue else None,
             )
             for b in wanted
         ]
-        self.audit_queue = audit_binding(exchange).queue if audit else None
-        self.connection = Connection(url, connect_timeout=5)
+        self.connection = Connection(
+            url,
+            connect_timeout=5,
+            transport_options={"confirm_publish": True} if amqp else {},
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Publisher:
@@ -161,6 +175,7 @@ class Publisher:
                     retry=True,
                     retry_policy=_RETRY_POLICY,
                     message_id=message_id,
+                    confirm_timeout=CONFIRM_TIMEOUT_S,
                     headers={"schema": body.get("schema"), "message_id": message_id},
                 )
         except Exception as exc:
@@ -169,8 +184,9 @@ class Publisher:
             ) from exc
 
     def trim_audit(self, keep: int = AUDIT_MAX) -> None:
-        """Keep the newest ``keep`` messages of the audit queue (Redis transport only)."""
-        if self.audit_queue is None or urlsplit(self.url).scheme not in ("redis", "rediss"):
+        """Keep the newest ``keep`` messages of the audit queue (Redis transport only: RabbitMQ
+        bounds it by its x-max-length)."""
+        if self.audit_queue is None or not is_redis_url(self.url):
             return
         client = redis_from_url(self.url)
         try:

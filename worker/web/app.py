@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from flask import Flask, Response, jsonify, request
@@ -31,6 +31,9 @@ from worker.web.auth import check_token, require_callback_auth
 from worker.web.body import BadBody, parse_object, read_body
 from worker.web.metrics import register_metrics
 
+if TYPE_CHECKING:
+    from celery import Celery
+
 __all__ = ["CALLBACK_PATH", "create_app"]
 
 log = logging.getLogger(__name__)
@@ -40,11 +43,14 @@ CALLBACK_PATH = "/AR/V1/av"
 Sender = Callable[[dict[str, Any]], None]
 
 
-def celery_sender(payload: dict[str, Any]) -> None:
-    """Enqueue ``discovery.callback`` with plain JSON args and a short, secret-free repr."""
-    from worker.celery import app as celery_app
+def celery_sender(payload: dict[str, Any], app: Celery | None = None) -> None:
+    """Enqueue ``discovery.callback`` with plain JSON args and a short, secret-free repr,
+    through ``app`` (default: the product's Celery app)."""
+    if app is None:
+        from worker.celery import app as product_app
 
-    celery_app.send_task(
+        app = product_app
+    app.send_task(
         "discovery.callback", args=[payload], argsrepr=callback_summary(payload), kwargsrepr="{}"
     )
 

@@ -3,7 +3,7 @@ URL needed; no vendor credentials, no worker settings).
 
     from anyrtc_recorder_client import BookingClient
 
-    bookings = BookingClient("redis://broker-host:6379/0")
+    bookings = BookingClient("redis://broker-host:6379/0")  # or "amqp://user:pw@rabbit/vhost"
     bookings.schedule("booking-42", "room-7", "2030-01-31T14:00:00+01:00",
                       "2030-01-31T15:00:00+01:00", user_data={"course": "math-101"})
     bookings.cancel("booking-42")
@@ -42,6 +42,14 @@ def _wire_time(value: Any) -> Any:
     return value
 
 
+def _broker_options(broker_url: str, prefixed: dict[str, str]) -> dict[str, Any]:
+    """RabbitMQ: publisher confirms (a booking event counts as sent once the broker has it);
+    Redis: the deployment's key prefix, if it opted into one."""
+    if broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
+        return {"confirm_publish": True}
+    return dict(prefixed)
+
+
 class BookingClient:
     """Sends ``recordings.*`` tasks to the lifecycle queue of one deployment.
 
@@ -66,17 +74,19 @@ class BookingClient:
             app = Celery(
                 "booking-client", broker=broker_url, backend=result_backend, set_as_current=False
             )
-            exchange = Exchange(LIFECYCLE_QUEUE)
+            exchange = Exchange(LIFECYCLE_QUEUE, durable=True)
             prefixed = {"global_keyprefix": key_prefix} if key_prefix else {}
             app.conf.update(
                 result_backend_transport_options=prefixed,
                 result_serializer="json",
                 result_accept_content=["json"],
-                broker_transport_options=prefixed,
+                broker_transport_options=_broker_options(broker_url, prefixed),
                 broker_connection_retry_on_startup=True,
                 task_serializer="json",
                 accept_content=["json"],
-                task_queues=(Queue(LIFECYCLE_QUEUE, exchange, routing_key=LIFECYCLE_QUEUE),),
+                task_queues=(
+                    Queue(LIFECYCLE_QUEUE, exchange, routing_key=LIFECYCLE_QUEUE, durable=True),
+                ),
                 task_routes={
                     "recordings.*": {"queue": LIFECYCLE_QUEUE, "routing_key": LIFECYCLE_QUEUE}
                 },
