@@ -106,7 +106,8 @@ def test_metrics_show_a_failed_booking_a_delivered_file_and_a_refused_callback(
         outbox = f"{{{tuned.redis_key_prefix}}}:disc:outbox:*"
         wait_until(
             lambda: any(
-                redis_client.hget(k, "state") == "sent" for k in redis_client.scan_iter(outbox)
+                redis_client.hget(k, "state") == "sent"
+                for k in redis_client.scan_iter(outbox, _type="hash")
             ),
             20.0,
         )
