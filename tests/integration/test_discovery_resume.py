@@ -21,8 +21,10 @@ import pytest
 import redis
 from kombu import Connection, Exchange, Queue
 
+from schedules.recording_log import RecordingLog
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess
+from worker.anyrtc.client import AnyRTCClient
 from worker.anyrtc.fields import normalize_download_url
 from worker.celery import app as celery_app
 from worker.discovery.keys import DiscoveryKeys, file_key_id
@@ -154,6 +156,62 @@ def test_a_message_claimed_by_a_killed_worker_is_published_within_seconds(
     assert body["room_id"] == "room-k" and body["source"] == "callback"
     assert published_s < RESUME_WITHIN_S, f"published {published_s:.1f}s after the kill"
     assert redis_client.hget(keys.outbox(fid), "state") == "sent"
+    redis_client.delete(f"{settings.downstream_exchange}.audit")
+
+
+#: The budget scaled to one second (the poll and look-ups follow it); everything else default.
+SCALED = {"QUERY_RATE_PERIOD_S": "1", "QUERY_RATE_MARGIN_S": "0.02"}
+
+
+def test_files_waiting_on_a_killed_workers_look_up_are_delivered_within_seconds(
+    settings: Any, vendor: Any, redis_client: redis.Redis, workers: list[WorkerProcess]
+) -> None:
+    customer = f"{settings.redis_key_prefix}-customer"
+    bound = {**SCALED, "DOWNSTREAM_QUEUES": f"{customer}=recording.*"}
+    exchange = Exchange(settings.downstream_exchange, "topic", durable=True)
+    queue = Queue(customer, exchange, routing_key="recording.*", durable=True)
+    keys = DiscoveryKeys(settings.redis_key_prefix)
+    vendor.configure(rate_limit=5, rate_period_s=1.0, upload_delay_s=0.1, transcode_delay_s=0.2)
+    # Two rooms recorded in the same seconds: the time list cannot tell their files apart.
+    client = AnyRTCClient.from_settings(settings)
+    log = RecordingLog(redis_client, settings.redis_key_prefix)
+    pair = ("twin-a", "twin-b")
+    for room in pair:
+        client.start_record(room)
+    at = time.time()
+    for room in pair:
+        log.started(room, at, [f"booking-{room}"])
+    time.sleep(1.2)
+    for room in pair:
+        client.stop_record(room)
+    at = time.time()
+    for room in pair:
+        log.stopped(room, at)
+    wait_until(lambda: len([f for f in vendor.files() if f["status"] == 2]) == 2, 10.0)
+
+    # A's first room look-up hangs: A is killed in the middle of it.
+    vendor.configure(hang_s=60.0, inject_next=[{"endpoint": "getVodInfoByRoomId", "fault": "hang"}])
+    with Connection(settings.downstream_broker_url) as conn:
+        queue(conn.default_channel).declare()
+        a = _start(workers, {**bound, "ANYRTC_HTTP_TIMEOUT_S": "90"})
+        celery_app.send_task("discovery.poll")
+        wait_until(lambda: vendor.journal("getVodInfoByRoomId"), 15.0, "A's look-up")
+        (held,) = [c["params"]["roomId"] for c in vendor.journal("getVodInfoByRoomId")]
+        assert redis_client.zcard(keys.awaiting) == 2  # both files wait for look-ups
+        _start(workers, bound)
+        time.sleep(2 * settings.discovery_lease_s)
+        # While A lives its room stays leased: B looks up only the other room.
+        rooms = [c["params"]["roomId"] for c in vendor.journal("getVodInfoByRoomId")]
+        assert rooms.count(held) == 1, rooms
+
+        a.kill()
+        killed = time.monotonic()
+        got = _drain(conn, queue, timeout=30.0, expect=2)
+        delivered_s = time.monotonic() - killed
+        got += _drain(conn, queue, timeout=1.0)
+    assert sorted(body["room_id"] for body, _ in got) == sorted(pair)
+    assert all(body["booking_id"] == f"booking-{body['room_id']}" for body, _ in got)
+    assert delivered_s < RESUME_WITHIN_S, f"delivered {delivered_s:.1f}s after the kill"
     redis_client.delete(f"{settings.downstream_exchange}.audit")
 
 
