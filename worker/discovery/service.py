@@ -93,6 +93,7 @@ class Discovery:
             publisher or Publisher.from_settings(settings), self.heartbeat, self.keys.outbox_pending
         )
         self.outbox = Outbox(self.client, self.keys, lease_s=lease_s, clock=clock)
+        # Duck-typed: the wrapper is the Publisher for everything but publish.
         self.fanout = FanOut(self.outbox, self.publisher)  # type: ignore[arg-type]
         self.lookups = RoomLookups(
             self.client, self.keys, ttl_s=settings.expected_transcode_s, clock=clock
