@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     poll_overlap_s: float = Field(900.0, ge=0, validation_alias="POLL_OVERLAP_S")
     poll_page_max: int = Field(50, ge=1, le=100, validation_alias="POLL_PAGE_MAX")
     expected_transcode_s: float = Field(900.0, gt=0, validation_alias="EXPECTED_TRANSCODE_S")
+    # Discovery work a dead worker held (the poll, an unconfirmed message, a room look-up) is
+    # taken over this long after its last heartbeat; a living one renews it every third of it.
+    discovery_lease_s: float = Field(3.0, gt=0, le=3600, validation_alias="DISCOVERY_LEASE_S")
     callback_token: SecretStr | None = Field(None, validation_alias="CALLBACK_TOKEN")
     # The web process refuses to start without CALLBACK_TOKEN unless this says "off": anyone who
     # reaches it could otherwise announce a file that is published as a real recording.

@@ -23,7 +23,6 @@ from redis.crc import key_slot
 from schedules.recording_log import RecordingLog
 from tests.support.waiting import wait_until
 from worker.anyrtc.client import AnyRTCClient
-from worker.discovery.fanout import PUBLISH_LEASE_S
 from worker.discovery.keys import file_key_id, hash_tag
 from worker.discovery.service import Discovery
 from worker.errors import BudgetExhausted
@@ -349,16 +348,18 @@ def test_message_claimed_but_never_published_is_published_by_the_sweep(h: Harnes
     body = {"schema": "recording.v1", "message_id": "f" * 32, "status": 2}
     # A worker claimed the file and died before publishing.
     assert h.disc.outbox.claim("f" * 32, json.dumps(body), "recording.ready", "poll")
+    lease_s = h.settings.discovery_lease_s
+    assert h.disc.outbox.lease_ms == lease_s * 1000
     assert h.disc.sweeper.run().republished == []
-    h.clock.advance(PUBLISH_LEASE_S - 1)
+    h.clock.advance(lease_s - 0.5)
     assert h.disc.sweeper.run().republished == []  # the claimer may still be publishing
-    h.clock.advance(1)
+    h.clock.advance(0.5)
     assert h.disc.sweeper.run().republished == ["f" * 32]
     assert h.run_queued() == ["discovery.publish"]
     ((got, message),) = h.consume(expect=1)
     assert got == body and message.properties["message_id"] == "f" * 32
     assert h.disc.outbox.get("f" * 32)["state"] == "sent"
-    h.clock.advance(PUBLISH_LEASE_S)
+    h.clock.advance(lease_s)
     assert h.disc.sweeper.run().republished == []
 
 

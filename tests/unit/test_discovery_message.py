@@ -107,7 +107,8 @@ def test_file_ids_are_stable_hex(identity: str) -> None:
 def test_every_key_lives_under_the_prefix_hash_tag() -> None:
     keys = DiscoveryKeys("pfx")
     names = [
-        keys.budget("a"), keys.poll_lock, keys.poll_watermark, keys.poll_cursor, keys.poll_retry,
+        keys.budget("a"), keys.poll_lock, keys.poll_running, keys.poll_watermark,
+        keys.poll_cursor, keys.poll_retry,
         keys.file("f"), keys.follow, keys.seen, keys.transcode_est, keys.checks, keys.awaiting,
         keys.awaiting_room("r"), keys.lookup("r"), keys.outbox("f"), keys.outbox_pending,
         keys.rejects, keys.errors, keys.stats,

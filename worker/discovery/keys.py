@@ -7,7 +7,9 @@ them at once keep working on a cluster. The scripts get every key in KEYS, never
 | key                              | type   | what                                              |
 | -------------------------------- | ------ | ------------------------------------------------- |
 | ``budget:<app_id>``              | zset   | sliding log of query calls (limiter)              |
-| ``poll:lock``                    | string | one poller at a time (redis-py Lock, with expiry) |
+| ``poll:lock``                    | string | one poller at a time (redis-py Lock, heartbeated) |
+| ``poll:running``                 | string | task id of the poll holding the lock (kept after a|
+|                                  |        | crash: its lock expires, this does not)           |
 | ``poll:watermark``               | string | end (epoch ms) of the last complete time poll     |
 | ``poll:cursor``                  | hash   | beg_ms, end_ms, page of a poll under way          |
 | ``poll:retry``                   | string | task id of the poll retry that is queued          |
@@ -61,6 +63,11 @@ class DiscoveryKeys:
     @property
     def poll_lock(self) -> str:
         return self._k("poll", "lock")
+
+    @property
+    def poll_running(self) -> str:
+        """The task id of the poll that holds the lock; left behind by a dead poller."""
+        return self._k("poll", "running")
 
     @property
     def poll_watermark(self) -> str:

@@ -12,8 +12,10 @@ look-up and settles the queue entry:
   ``RETRY_BACKOFF_MAX_S``; after :data:`MAX_ERRORS` errors the request is dropped (its files
   are delivered at their look-up deadline), so a later request starts afresh.
 
-Nothing is stranded: a killed worker's room comes back when its lease ends (a little over one
-HTTP timeout); a lost or stale task cannot lose a look-up because no task carries one.
+Nothing is stranded: the room's lease is short (``DISCOVERY_LEASE_S``) and renewed by this
+process's heartbeat while its look-up runs, so a killed worker's room comes back within one lease
+and a slow live look-up is never doubled; a lost or stale task cannot lose a look-up because no
+task carries one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import threading
 
 import redis
 
+from worker.discovery.heartbeat import Heartbeat
 from worker.discovery.lookups import LookupRunner, RoomLookups
 
 __all__ = ["MAX_ERRORS", "LookupLoop"]
@@ -46,6 +49,7 @@ class LookupLoop:
         lease_s: float,
         backoff_base_s: float,
         backoff_max_s: float,
+        heartbeat: Heartbeat,
         rng: random.Random | None = None,
     ) -> None:
         self.lookups = lookups
@@ -53,6 +57,7 @@ class LookupLoop:
         self.lease_ms = int(lease_s * 1000)
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.heartbeat = heartbeat
         self.rng = rng or random.Random()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +68,9 @@ class LookupLoop:
         if not rooms:
             return None
         room = rooms[0]
-        result = self.runner.room(room)
+        # Released before the entry is settled below: no heartbeat can undo that settlement.
+        with self.heartbeat.holding(self.lookups.keys.lookup_queue, room):
+            result = self.runner.room(room)
         if result.status in ("done", "nothing"):
             self.lookups.settled(room)
         elif result.status == "retry" and result.retry_after is not None:

@@ -1,10 +1,12 @@
 """The time poll: getVodListByTime from a watermark, in stages, resumable, one at a time.
 
 The stages and the cursor are in :mod:`worker.discovery.poll_stages`; this module walks them:
-it takes the poll lock, saves the cursor before each call, hands every listed file to the
-settler, and moves the watermark when a run completes. When the budget denies a call, the poll
-records its task id in ``poll:retry`` and is re-queued with the limiter's wait; polls sent by
-beat meanwhile see the marker and leave the work to it.
+it takes the poll lock (a short lease its process's heartbeat renews, see
+:mod:`worker.discovery.heartbeat`; a dead poller's poll is resumed by
+:mod:`worker.discovery.resume_loop`), saves the cursor before each call, hands every listed file
+to the settler, and moves the watermark when a run completes. When the budget denies a call,
+the poll records its task id in ``poll:retry`` and is re-queued with the limiter's wait; polls
+sent by beat meanwhile see the marker and leave the work to it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import redis
 from redis.exceptions import LockError
 
 from worker.anyrtc.client import AnyRTCClient
+from worker.discovery.heartbeat import Heartbeat
 from worker.discovery.keys import DiscoveryKeys, file_key_id
 from worker.discovery.ops import OpsLog
 from worker.discovery.poll_stages import PollCursor, next_stage, plan_follow_windows
@@ -66,6 +69,7 @@ class Poller:
         lock_ttl_s: float,
         max_pages_per_run: int,
         retry_marker_slack_s: float,
+        heartbeat: Heartbeat,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -81,6 +85,7 @@ class Poller:
         self.lock_ttl_s = lock_ttl_s
         self.max_pages_per_run = max_pages_per_run
         self.retry_marker_slack_s = retry_marker_slack_s
+        self.heartbeat = heartbeat
         self.clock = clock
 
     def run(self, task_id: str) -> PollResult:
@@ -88,18 +93,27 @@ class Poller:
         marker = self.client.get(self.keys.poll_retry)
         if marker and marker != task_id:
             return PollResult("skipped", reason="a retry of the poll is already queued")
-        lock = self.client.lock(self.keys.poll_lock, timeout=self.lock_ttl_s, blocking=False)
+        # A short expiry kept alive by this process's heartbeat: a dead poller's lock is free
+        # within one lease. Not thread-local: the heartbeat thread renews it.
+        lock = self.client.lock(
+            self.keys.poll_lock, timeout=self.lock_ttl_s, blocking=False, thread_local=False
+        )
         if not lock.acquire():
             return PollResult("skipped", reason="another poll is running")
         try:
-            return self._run(task_id, lock)
+            # The mark outlives a crash (the lock does not): see poll_orphaned.lua.
+            self.client.set(self.keys.poll_running, task_id)
+            with self.heartbeat.holding_lock(lock):
+                return self._run(task_id, lock)
         except LockError:
-            # Our lock expired mid-poll (a very slow call); whoever holds it now carries on
+            # Our lock expired mid-poll (heartbeats missed); whoever holds it now carries on
             # from the saved cursor.
             log.warning("poll lock lost mid-poll; leaving the rest to the current holder")
             return PollResult("skipped", reason="lost the poll lock")
         finally:
             try:
+                if lock.owned():
+                    self.client.delete(self.keys.poll_running)
                 lock.release()
             except LockError:
                 log.warning("poll lock expired before the poll released it")

@@ -18,6 +18,7 @@ from worker.anyrtc.models import CallbackPayload
 from worker.discovery.booking_outbox import BookingOutbox, BookingTeller
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import FanOut, Outbox, Publisher
+from worker.discovery.heartbeat import Heartbeat, HeldPublisher
 from worker.discovery.intake import CallbackIntake
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import LOOKUP_RESERVE, SlidingWindowLimiter, gated_client
@@ -27,6 +28,7 @@ from worker.discovery.ops import OpsLog
 from worker.discovery.poller import Poller
 from worker.discovery.record import Observation
 from worker.discovery.registry import FileRegistry
+from worker.discovery.resume_loop import ResumeLoop
 from worker.discovery.settle import Enqueue, Settler
 from worker.discovery.sweep import Sweeper
 from worker.redis import get_redis
@@ -85,12 +87,19 @@ class Discovery:
             recheck_s=settings.poll_every_s,
         )
         self.correlator = Correlator(RecordingLog(self.client, settings.redis_key_prefix))
-        self.publisher = publisher or Publisher.from_settings(settings)
-        self.outbox = Outbox(self.client, self.keys, clock=clock)
-        self.fanout = FanOut(self.outbox, self.publisher)
+        # Every lease of discovery work (poll lock, outbox claim, room look-up) is this short;
+        # the heartbeat keeps what this process is working on from expiring.
+        lease_s = settings.discovery_lease_s
+        self.heartbeat = Heartbeat(self.client, lease_s, clock=clock)
+        publisher = publisher or Publisher.from_settings(settings)
+        self.publisher = HeldPublisher(publisher, self.heartbeat, self.keys.outbox_pending)
+        self.outbox = Outbox(self.client, self.keys, lease_s=lease_s, clock=clock)
+        # Duck-typed: the wrapper is the Publisher for everything but publish.
+        self.fanout = FanOut(self.outbox, self.publisher)  # type: ignore[arg-type]
+        # Booking events have an outbox of their own (the lifecycle's), leased by its loop.
         self.teller = BookingTeller(
             BookingOutbox(self.client, LifecycleKeys(settings.redis_key_prefix), clock=clock),
-            self.publisher,
+            publisher,
         )
         self.lookups = RoomLookups(
             self.client, self.keys, ttl_s=settings.expected_transcode_s, clock=clock
@@ -118,9 +127,10 @@ class Discovery:
             page_max=settings.poll_page_max,
             expected_transcode_ms=expected_ms,
             window_s=self.limiter.window_s,
-            lock_ttl_s=4 * settings.anyrtc_http_timeout_s + 10,
+            lock_ttl_s=lease_s,
             max_pages_per_run=MAX_PAGES_PER_RUN,
             retry_marker_slack_s=max(5.0, settings.poll_every_s),
+            heartbeat=self.heartbeat,
             clock=clock,
         )
         self.runner = LookupRunner(
@@ -133,14 +143,16 @@ class Discovery:
             window_s=self.limiter.window_s,
             clock=clock,
         )
-        # Taken rooms come back this long after a worker died mid-call (one HTTP timeout and
-        # the budget's jitter).
         self.lookup_loop = LookupLoop(
             self.lookups,
             self.runner,
-            lease_s=settings.anyrtc_http_timeout_s + 5.0,
+            lease_s=lease_s,
             backoff_base_s=settings.retry_backoff_base_s,
             backoff_max_s=settings.retry_backoff_max_s,
+            heartbeat=self.heartbeat,
+        )
+        self.resume_loop = ResumeLoop(
+            self.client, self.keys, self.fanout, enqueue, interval_s=self.heartbeat.interval_s
         )
         self.sweeper = Sweeper(
             self.client,

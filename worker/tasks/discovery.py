@@ -20,7 +20,7 @@ import redis
 from celery import Task
 from celery.signals import worker_ready
 
-from config.celery import QUERY_QUEUE
+from config.celery import EVENTS_QUEUE, QUERY_QUEUE
 from config.settings import get_settings
 from worker.celery import app
 from worker.discovery.service import Discovery
@@ -132,13 +132,16 @@ def lookup_room(
 
 
 @worker_ready.connect(weak=False)
-def _start_loops(sender: Any = None, **_: Any) -> None:
+def _start_discovery_loops(sender: Any = None, **_: Any) -> None:
     # One look-up loop in every worker that consumes the query queue (the budgeted work), and
-    # one booking teller (publishes the lifecycle's booking events downstream).
+    # there one booking teller (publishes the lifecycle's booking events downstream); one resume
+    # loop in every discovery worker (it publishes and queues polls, no vendor query).
     consume = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
     if QUERY_QUEUE in consume:
         discovery().lookup_loop.start()
         discovery().teller.start()
+    if QUERY_QUEUE in consume or EVENTS_QUEUE in consume:
+        discovery().resume_loop.start()
 
 
 @app.task(name="discovery.relist", bind=True, max_retries=None, ignore_result=True)
