@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     poll_overlap_s: float = Field(900.0, ge=0, validation_alias="POLL_OVERLAP_S")
     poll_page_max: int = Field(50, ge=1, le=100, validation_alias="POLL_PAGE_MAX")
     expected_transcode_s: float = Field(900.0, gt=0, validation_alias="EXPECTED_TRANSCODE_S")
+    # How long a final file found by the poll or a room look-up waits for its callback (which
+    # alone gives type, file name, user and media type) before it is published without them.
+    callback_grace_s: float | None = Field(None, ge=0, validation_alias="CALLBACK_GRACE_S")
     callback_token: SecretStr | None = Field(None, validation_alias="CALLBACK_TOKEN")
     # The web process refuses to start without CALLBACK_TOKEN unless this says "off": anyone who
     # reaches it could otherwise announce a file that is published as a real recording.
@@ -239,6 +242,12 @@ class Settings(BaseSettings):
     def poll_every_s(self) -> float:
         """Seconds between time-list polls: ``POLL_INTERVAL_S``, else one budget period."""
         return self.poll_interval_s or self.query_rate_period_s
+
+    @property
+    def callback_grace(self) -> float:
+        """Seconds a final file waits for its callback: ``CALLBACK_GRACE_S`` (0: no wait), else
+        one poll interval."""
+        return self.poll_every_s if self.callback_grace_s is None else self.callback_grace_s
 
     @property
     def result_backend(self) -> str:
