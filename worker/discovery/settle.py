@@ -87,9 +87,9 @@ class Settler:
         give_up: bool = False,
         now_ms: int | None = None,
     ) -> str:
-        """Deliver a final file now, or arrange to deliver it once its room is settled.
+        """Deliver a final file now, or arrange to deliver it once its room and callback are in.
 
-        ``give_up``: deliver with whatever is known (the wait for a room is over).
+        ``give_up``: deliver with whatever is known (the wait for a room or callback is over).
         ``now_ms``: when the sighting that led here was made (default: the clock, now).
         """
         if self.client.exists(self.keys.outbox(fid)):
@@ -105,7 +105,8 @@ class Settler:
             return "awaiting-lookup"
         callback_deadline = int(record.get("final_seen_ms") or now) + self.callback_grace_ms
         if not give_up and not has_callback(record) and now < callback_deadline:
-            # lt: an earlier deadline (a look-up wait that outlived the grace) is never extended.
+            # lt: a deadline only ever moves earlier (a look-up wait's later one gives way to the
+            # grace's), so repeated sightings never extend the wait.
             self.client.zadd(self.keys.awaiting, {fid: callback_deadline}, lt=True)
             return "awaiting-callback"
         body = build_message(
