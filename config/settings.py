@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # Discovery work a dead worker held (the poll, an unconfirmed message, a room look-up) is
     # taken over this long after its last heartbeat; a living one renews it every third of it.
     discovery_lease_s: float = Field(3.0, gt=0, le=3600, validation_alias="DISCOVERY_LEASE_S")
+    # How long a final file found by the poll or a room look-up waits for its callback (which
+    # alone gives type, file name, user and media type) before it is published without them.
+    callback_grace_s: float | None = Field(None, ge=0, validation_alias="CALLBACK_GRACE_S")
     callback_token: SecretStr | None = Field(None, validation_alias="CALLBACK_TOKEN")
     # The web process refuses to start without CALLBACK_TOKEN unless this says "off": anyone who
     # reaches it could otherwise announce a file that is published as a real recording.
@@ -242,6 +245,12 @@ class Settings(BaseSettings):
     def poll_every_s(self) -> float:
         """Seconds between time-list polls: ``POLL_INTERVAL_S``, else one budget period."""
         return self.poll_interval_s or self.query_rate_period_s
+
+    @property
+    def callback_grace(self) -> float:
+        """Seconds a final file waits for its callback: ``CALLBACK_GRACE_S`` (0: no wait), else
+        one poll interval."""
+        return self.poll_every_s if self.callback_grace_s is None else self.callback_grace_s
 
     @property
     def result_backend(self) -> str:

@@ -142,6 +142,8 @@ def tuned(settings: Any) -> Any:
             "poll_interval_s": 1.0,
             "poll_overlap_s": 30.0,
             "expected_transcode_s": 5.0,
+            # Publish poll-found files at once: the grace's own tests set it on the settler.
+            "callback_grace_s": 0.0,
             "downstream_queues": f"{settings.redis_key_prefix}-customer=recording.*",
         }
     )
@@ -301,6 +303,66 @@ def test_same_file_by_callback_and_by_poll_gives_one_message(
     assert stats.get("delivered_callback", 0) + stats.get("delivered_poll", 0) == 1
 
 
+def _grace(h: Harness) -> float:
+    """Give the settler the default grace, one poll interval; returns it in seconds."""
+    h.disc.settler.callback_grace_ms = int(h.settings.poll_every_s * 1000)
+    return h.settings.poll_every_s
+
+
+def test_a_poll_found_file_whose_callback_comes_within_the_grace_carries_its_fields(
+    h: Harness,
+) -> None:
+    grace = _grace(h)
+    h.sim.configure(per_user_files=1)
+    h.record_ours("room-g", bookings=("bk-g",))
+    files = h.visible(2, final=True)
+    h.disc.poller.run("t1")
+    assert h.outbox() == {}  # both wait for their callbacks
+    assert h.redis.zcard(h.disc.keys.awaiting) == 2
+    h.clock.advance(grace * 0.9)
+    assert h.disc.sweeper.run().delivered == []
+    for file in files:
+        assert h.disc.callback(_callback_body(file)) == "delivered"
+    got = {body["download_url"]: body for body, _ in h.consume(expect=2)}
+    assert len(got) == 2
+    for file in files:
+        body = got[file["download_url"]]
+        assert (body["type"], body["file_name"], body["media_type"]) == (
+            file["type"],
+            file["file_name"],
+            file["media_type"],
+        )
+        assert body["user_id"] == (file["user_id"] or None)
+        assert body["file_id"] == file["fileid"] and body["file_id_source"] == "url"
+        assert body["room_id"] == "room-g" and body["booking_id"] == "bk-g"
+        assert body["source"] == "callback"
+    assert sorted(b["type"] for b in got.values()) == ["1", "2"]
+    assert h.redis.zcard(h.disc.keys.awaiting) == 0
+    h.clock.advance(grace)
+    assert h.disc.sweeper.run().delivered == []  # nothing left to deliver
+
+
+def test_a_poll_found_file_without_callback_is_published_after_the_grace(h: Harness) -> None:
+    grace = _grace(h)
+    h.record_ours("room-n", bookings=("bk-n",))
+    (file,) = h.visible(1, final=True)
+    h.disc.poller.run("t1")
+    assert h.outbox() == {}
+    h.clock.advance(grace * 0.9)
+    assert h.disc.sweeper.run().delivered == []  # still inside the grace
+    h.clock.advance(grace * 0.1)
+    assert h.disc.sweeper.run().delivered == [file_key_id(file["download_url"])]
+    ((body, message),) = h.consume(expect=1)
+    assert body["source"] == "poll" and message.delivery_info["routing_key"] == "recording.ready"
+    assert body["room_id"] == "room-n" and body["booking_id"] == "bk-n"  # what is known
+    assert (body["type"], body["file_name"], body["media_type"], body["user_id"]) == (None,) * 4
+    assert body["file_id"] == file["fileid"] and body["file_id_source"] == "url"
+    assert body["status"] == 2
+    # The callback that comes after all is a duplicate: one message per file.
+    assert h.disc.callback(_callback_body(file)) == "duplicate"
+    assert h.consume(expect=0, timeout=0.5) == []
+
+
 def test_rooms_that_correlation_cannot_tell_apart_are_looked_up(h: Harness) -> None:
     # Two rooms recorded over the same seconds: the time list cannot say which file is whose.
     for room in ("twin-a", "twin-b"):
@@ -320,12 +382,14 @@ def test_rooms_that_correlation_cannot_tell_apart_are_looked_up(h: Harness) -> N
         body = messages[file["download_url"]]
         assert body["room_id"] == file["room_id"]
         assert body["file_id"] == file["fileid"] and body["source"] == "room"
+        assert body["file_id_source"] == "vendor"
     assert len(h.sim.journal("getVodInfoByRoomId")) == 2
 
 
 def test_a_room_never_started_here_waits_for_its_callback_then_goes_without_room(
     h: Harness,
 ) -> None:
+    _grace(h)
     now = time.time()
     h.sim.record("auto-1", now - 20, now - 10)
     h.sim.record("auto-2", now - 40, now - 30)
@@ -409,6 +473,7 @@ def test_a_lost_binding_table_is_healed_by_the_sweep(h: Harness) -> None:
 
 
 def test_a_quiet_window_costs_one_page_per_poll(h: Harness) -> None:
+    _grace(h)  # a file of a room never started here waits for its callback
     h.sim.configure(rate_limit=50)
     h.disc.limiter.limit = 50
     h.disc.poller.page_max = 3
@@ -490,6 +555,7 @@ def test_a_lookup_denied_by_the_budget_asks_to_retry_later(h: Harness) -> None:
 
 
 def test_every_key_a_discovery_flow_writes_carries_the_prefix_hash_tag(h: Harness) -> None:
+    _grace(h)
     now = time.time()
     h.sim.record("auto-tag", now - 20, now - 10)
     (file,) = h.visible(1, final=True)

@@ -17,8 +17,8 @@ from worker.discovery.message import (
 )
 
 FIELDS = {
-    "schema", "message_id", "file_id", "download_url", "room_id", "file_name", "file_size",
-    "file_type", "status", "type", "media_type", "user_id", "start_time", "end_time",
+    "schema", "message_id", "file_id", "file_id_source", "download_url", "room_id", "file_name",
+    "file_size", "file_type", "status", "type", "media_type", "user_id", "start_time", "end_time",
     "duration_s", "upload_time", "user_data", "booking_id", "booking_ids", "source",
     "discovered_at",
 }  # fmt: skip
@@ -52,7 +52,8 @@ def test_full_message() -> None:
     assert body["booking_id"] == "bk-7" and body["booking_ids"] == ["bk-7"]
     assert body["file_type"] == "mp4"  # from the URL when no listing said
     assert (body["status"], body["file_size"], body["duration_s"]) == (2, 1024, 15)
-    assert body["user_id"] is None and body["file_id"] is None
+    assert body["user_id"] is None
+    assert (body["file_id"], body["file_id_source"]) == ("x", "url")  # no look-up gave a fileid
     json.dumps(body)
 
 
@@ -133,4 +134,5 @@ def test_any_final_record_gives_a_json_message(record: dict[str, str]) -> None:
     body = build_message(record, message_id="m", source="poll", discovered_at_ms=0)
     assert set(body) == FIELDS
     assert routing_key(body["status"]) in ("recording.ready", "recording.failed")
+    assert body["file_id"] == "x" and body["file_id_source"] == "url"
     json.loads(json.dumps(body))

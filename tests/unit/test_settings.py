@@ -100,3 +100,17 @@ def test_broker_url_overrides(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("ANYRTC_VOD_TOKEN", "tok")
     clean_env.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
     assert load_settings().broker_url == "redis://127.0.0.1:6379/5"
+
+
+def test_callback_grace_defaults_to_one_poll_interval_and_zero_means_none(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    for name in ("POLL_INTERVAL_S", "CALLBACK_GRACE_S"):
+        clean_env.delenv(name, raising=False)
+    clean_env.setenv("ANYRTC_APP_ID", "app")
+    clean_env.setenv("ANYRTC_VOD_TOKEN", "tok")
+    assert load_settings().callback_grace == 60
+    clean_env.setenv("POLL_INTERVAL_S", "20")
+    assert load_settings().callback_grace == 20
+    clean_env.setenv("CALLBACK_GRACE_S", "0")
+    assert load_settings().callback_grace == 0

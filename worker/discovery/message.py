@@ -4,6 +4,13 @@ Field names are snake_case and stable; a field a source did not tell us is ``nul
 ISO 8601 UTC (``Z``): ``start_time``/``end_time`` to the second, ``upload_time`` and
 ``discovered_at`` to the millisecond. ``message_id`` is the file's id (a hash of its normalised
 download URL): the same file always gets the same id, so consumers can drop a redelivery.
+
+One JSON type per field whatever the source: ``status`` is a number (2 or 3: the time and room
+lists give ``filestatus`` as a number or digits, the callback implies 2), ``type`` a string
+(``"1"``..``"3"``: the callback gives a string or a number, the lists do not give it) or null.
+``file_id`` is always a string: the vendor's ``fileid`` when a room look-up gave one
+(``file_id_source: "vendor"``), else the download URL's file name without its extension
+(``"url"``; the vendor names its files after the id, so the two agree where both are known).
 """
 
 from __future__ import annotations
@@ -15,7 +22,14 @@ from typing import Any
 from worker.anyrtc.models import FileStatus, parse_epoch_or_iso
 from worker.discovery.record import record_status, user_data_value
 
-__all__ = ["ROUTING_KEYS", "SCHEMA", "booking_from_user_data", "build_message", "routing_key"]
+__all__ = [
+    "ROUTING_KEYS",
+    "SCHEMA",
+    "booking_from_user_data",
+    "build_message",
+    "file_id",
+    "routing_key",
+]
 
 SCHEMA = "recording.v1"
 ROUTING_KEYS = {FileStatus.DONE: "recording.ready", FileStatus.FAILED: "recording.failed"}
@@ -78,6 +92,28 @@ def _file_type(record: Mapping[str, str]) -> str | None:
     return path.rsplit(".", 1)[1].lower() if "." in path else None
 
 
+def _url_file(download_url: str) -> str:
+    """The last non-empty path segment of a URL (no query or fragment), "" when there is none."""
+    path = download_url.split("#", 1)[0].split("?", 1)[0]
+    if "://" in path:
+        path = path.split("://", 1)[1].partition("/")[2]
+    return next((part for part in reversed(path.split("/")) if part), "")
+
+
+def file_id(record: Mapping[str, str], message_id: str) -> tuple[str, str]:
+    """``(file_id, file_id_source)``: the vendor's ``fileid``, else the URL's file stem.
+
+    A URL without a file name (never seen from the vendor) falls back to ``message_id``, so
+    ``file_id`` is never null.
+    """
+    given = _str(record, "file_id")
+    if given:
+        return given, "vendor"
+    name = _url_file(record.get("download_url", ""))
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return (stem or message_id), "url"
+
+
 def build_message(
     record: Mapping[str, str],
     *,
@@ -101,10 +137,12 @@ def build_message(
         bookings.insert(0, booking_id)
     start = _int(record, "start_time")
     end = _int(record, "end_time")
+    fid, fid_source = file_id(record, message_id)
     return {
         "schema": SCHEMA,
         "message_id": message_id,
-        "file_id": _str(record, "file_id"),
+        "file_id": fid,
+        "file_id_source": fid_source,
         "download_url": record["download_url"],
         "room_id": _str(record, "room_id") or room_id,
         "file_name": _str(record, "file_name"),

@@ -20,6 +20,7 @@ from worker.anyrtc.models import CallbackPayload, FileStatus, VodFile
 __all__ = [
     "SOURCES",
     "Observation",
+    "has_callback",
     "is_final",
     "merge",
     "record_status",
@@ -138,6 +139,11 @@ def is_final(record: Mapping[str, str]) -> bool:
     return record_status(record) in FileStatus.FINAL
 
 
+def has_callback(record: Mapping[str, str]) -> bool:
+    """Whether the file's callback (the only source of type, name, user, media type) came."""
+    return bool(record.get("callback_ms"))
+
+
 def merge(record: Mapping[str, str], obs: Observation) -> dict[str, str]:
     """The record after ``obs``: a new dict; ``record`` is left as it was."""
     merged = dict(record)
@@ -147,6 +153,9 @@ def merge(record: Mapping[str, str], obs: Observation) -> dict[str, str]:
             merged[name] = seen[name]
     merged.setdefault("first_source", obs.source)
     merged.setdefault("first_seen_ms", str(obs.seen_ms))
+    if obs.source == "callback":
+        # Whether the callback came is what a final file found by poll or look-up waits for.
+        merged.setdefault("callback_ms", str(obs.seen_ms))
     old = record_status(record)
     new = obs.status
     if new is not None and old not in FileStatus.FINAL and (old is None or new >= old):

@@ -112,7 +112,7 @@ class Discovery:
             self.fanout,
             self.lookups,
             self.ops,
-            grace_ms=poll_every_ms,
+            callback_grace_ms=int(settings.callback_grace * 1000),
             lookup_deadline_ms=expected_ms,
             clock=clock,
         )

@@ -1,13 +1,16 @@
 """What happens to a file after each sighting: follow it, wait for its room, or deliver it.
 
 * Not final (status 0/1): followed; the poll re-lists its window until it is final.
-* Final, and its room is known (callback/look-up) or correlation is unique: delivered now.
 * Final, correlation ambiguous: the candidate rooms are looked up (one look-up per room, low
-  priority); delivered when the look-up names its room, or without a room once every candidate
-  was looked up and none had it, or at the look-up deadline at the latest.
-* Final, no logged recording could have made it (a room this product never started): waits up
-  to ``grace`` (one poll interval) for its callback, which names the room; then delivered
-  without a room.
+  priority) until the look-ups name its room, or every candidate was looked up and none had
+  it, or the look-up deadline passed.
+* Final without its callback (found by poll or look-up): waits until ``callback_grace`` after it
+  was first seen final for the callback, the only source of ``type``, ``file_name``,
+  ``user_id`` and ``media_type`` (and the room of a room this product never started); then
+  delivered with what is known. The callback, when it comes, delivers it.
+* Final with its callback, or its wait over: delivered now.
+
+Every wait is a member of ``await`` scored by its deadline; the sweep delivers what is overdue.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.lookups import RoomLookups
 from worker.discovery.message import build_message
 from worker.discovery.ops import OpsLog
-from worker.discovery.record import Observation, is_final
+from worker.discovery.record import Observation, has_callback, is_final
 from worker.discovery.registry import FileRegistry
 
 __all__ = ["LOOKUP_PAD_MS", "Enqueue", "Settler"]
@@ -53,7 +56,7 @@ class Settler:
         lookups: RoomLookups,
         ops: OpsLog,
         *,
-        grace_ms: int,
+        callback_grace_ms: int,
         lookup_deadline_ms: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -64,7 +67,7 @@ class Settler:
         self.fanout = fanout
         self.lookups = lookups
         self.ops = ops
-        self.grace_ms = grace_ms
+        self.callback_grace_ms = callback_grace_ms
         self.lookup_deadline_ms = lookup_deadline_ms
         self.clock = clock
 
@@ -84,42 +87,43 @@ class Settler:
         give_up: bool = False,
         now_ms: int | None = None,
     ) -> str:
-        """Deliver a final file now, or arrange to deliver it once its room is settled.
+        """Deliver a final file now, or arrange to deliver it once its room and callback are in.
 
-        ``give_up``: deliver with whatever is known (the wait for a room is over).
+        ``give_up``: deliver with whatever is known (the wait for a room or callback is over).
         ``now_ms``: when the sighting that led here was made (default: the clock, now).
         """
         if self.client.exists(self.keys.outbox(fid)):
             self._stop_waiting(fid)
             return "duplicate"
+        now = now_ms or self._now_ms()
         correlation = self.correlator.correlate(record)
         looked_up = set(FileRegistry.json_list(record, "looked_up"))
         remaining = [room for room in correlation.candidates if room not in looked_up]
-        if correlation.kind == "ambiguous" and not remaining:
-            give_up = True
-        if correlation.kind in ("room", "unique") or give_up:
-            body = build_message(
-                record,
-                message_id=fid,
-                source=source,
-                discovered_at_ms=now_ms or self._now_ms(),
-                room_id=correlation.room_id,
-                booking_ids=correlation.booking_ids,
-            )
-            won = self.fanout.deliver(fid, body, source)
-            self._stop_waiting(fid)
-            if won:
-                self.ops.incr(f"delivered_{source}")
-                if body["room_id"] is None:
-                    self.ops.incr("delivered_without_room")
-            return "delivered" if won else "duplicate"
-        now = now_ms or self._now_ms()
-        if correlation.kind == "ambiguous":
+        if not give_up and correlation.kind == "ambiguous" and remaining:
             self._request_lookups(fid, record, remaining)
             self.client.zadd(self.keys.awaiting, {fid: now + self.lookup_deadline_ms}, nx=True)
             return "awaiting-lookup"
-        self.client.zadd(self.keys.awaiting, {fid: now + self.grace_ms}, nx=True)
-        return "awaiting-callback"
+        callback_deadline = int(record.get("final_seen_ms") or now) + self.callback_grace_ms
+        if not give_up and not has_callback(record) and now < callback_deadline:
+            # lt: a deadline only ever moves earlier (a look-up wait's later one gives way to the
+            # grace's), so repeated sightings never extend the wait.
+            self.client.zadd(self.keys.awaiting, {fid: callback_deadline}, lt=True)
+            return "awaiting-callback"
+        body = build_message(
+            record,
+            message_id=fid,
+            source=source,
+            discovered_at_ms=now,
+            room_id=correlation.room_id,
+            booking_ids=correlation.booking_ids,
+        )
+        won = self.fanout.deliver(fid, body, source)
+        self._stop_waiting(fid)
+        if won:
+            self.ops.incr(f"delivered_{source}")
+            if body["room_id"] is None:
+                self.ops.incr("delivered_without_room")
+        return "delivered" if won else "duplicate"
 
     def lookup_done(self, room_id: str, fid: str) -> str:
         """``room_id`` was looked up over this file's upload time; settle the file again."""
