@@ -110,3 +110,13 @@ def test_a_session_the_vendor_started_late_in_its_span_is_not_missed_by_the_narr
     session(log, "near", T0 + 0.6, T0 + 60.6, "b-near")
     found = Correlator(log).correlate(file(T0, T0 + 60))
     assert (found.kind, found.candidates) == ("ambiguous", ("lost", "near"))
+
+
+def test_a_file_of_a_lost_reply_session_ties_to_its_room_and_booking(log: RecordingLog) -> None:
+    # The first start attempt went out at T0 - 11 and its reply was lost; the vendor started
+    # the room then, and the retry's reply confirmed it 11 s later. The file (listed from T0 - 11)
+    # still ties to the session: correlation uses the span from the first send to the reply.
+    log.started("lost", T0, ("b-lost",), sent_at=T0 - 11.2)
+    log.stopped("lost", T0 + 49.3)
+    found = Correlator(log).correlate(file(T0 - 11, T0 + 49))
+    assert (found.kind, found.room_id, found.booking_ids) == ("unique", "lost", ("b-lost",))
