@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from schedules.store import LifecycleStore
+from worker.threads import DaemonLoop
 
 __all__ = ["LeaseKeeper", "forget_received"]
 
@@ -50,8 +51,10 @@ class _Hold:
 
 
 @dataclass(eq=False)  # identity: kept in a WeakSet
-class LeaseKeeper:
+class LeaseKeeper(DaemonLoop):
     """What this process holds, and the thread that renews its leases."""
+
+    thread_name = "lifecycle-leases"
 
     store: LifecycleStore
     lease_s: float
@@ -144,15 +147,5 @@ class LeaseKeeper:
                 self._failing = False
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="lifecycle-leases", daemon=True)
-        self._thread.start()
+        super().start()
         _running.add(self)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None

@@ -24,6 +24,7 @@ from worker.discovery.booking_message import build_booking_message
 from worker.discovery.fanout import PUBLISH_LEASE_S, Publisher
 from worker.errors import PublishFailed
 from worker.redis import scripts_for
+from worker.threads import DaemonLoop
 
 __all__ = ["IDLE_S", "BookingOutbox", "BookingTeller"]
 
@@ -64,8 +65,10 @@ class BookingOutbox:
         return int(self.client.zcard(self.key))
 
 
-class BookingTeller:
+class BookingTeller(DaemonLoop):
     """Publishes the outbox; :meth:`step` publishes what is due now."""
+
+    thread_name = "booking-teller"
 
     def __init__(self, outbox: BookingOutbox, publisher: Publisher) -> None:
         self.outbox = outbox
@@ -103,16 +106,3 @@ class BookingTeller:
             except Exception:
                 log.exception("booking teller step failed; trying again")
             self._stop.wait(IDLE_S)
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="booking-teller", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None

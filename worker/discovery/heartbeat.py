@@ -24,13 +24,17 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from worker.threads import DaemonLoop
+
 __all__ = ["Heartbeat", "HeldPublisher"]
 
 log = logging.getLogger(__name__)
 
 
-class Heartbeat:
+class Heartbeat(DaemonLoop):
     """What this process holds (locks, leased zset members) and the thread that renews it."""
+
+    thread_name = "discovery-leases"
 
     def __init__(
         self,
@@ -134,22 +138,6 @@ class Heartbeat:
                 self._failing = True
             else:
                 self._failing = False
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name="discovery-leases", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
 
 
 class HeldPublisher:

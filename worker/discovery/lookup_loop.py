@@ -28,6 +28,7 @@ import redis
 
 from worker.discovery.heartbeat import Heartbeat
 from worker.discovery.lookups import LookupRunner, RoomLookups
+from worker.threads import DaemonLoop
 
 __all__ = ["MAX_ERRORS", "LookupLoop"]
 
@@ -38,8 +39,10 @@ MAX_ERRORS = 8
 IDLE_S = 0.5
 
 
-class LookupLoop:
+class LookupLoop(DaemonLoop):
     """Drains the look-up queue; :meth:`step` runs at most one look-up."""
+
+    thread_name = "discovery-lookups"
 
     def __init__(
         self,
@@ -121,16 +124,3 @@ class LookupLoop:
                 log.exception("look-up loop step failed; trying again")
                 wait = 1.0
             self._stop.wait(wait)
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="discovery-lookups", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None

@@ -25,6 +25,7 @@ from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.settle import Enqueue
 from worker.errors import PublishFailed
 from worker.redis import scripts_for
+from worker.threads import DaemonLoop
 
 __all__ = ["ResumeLoop"]
 
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 _BATCH = 100
 
 
-class ResumeLoop:
+class ResumeLoop(DaemonLoop):
     """Takes over dead workers' polls and unconfirmed messages; :meth:`step` does one round."""
+
+    thread_name = "discovery-resume"
 
     def __init__(
         self,
@@ -98,16 +101,3 @@ class ResumeLoop:
                 down = True
             except Exception:
                 log.exception("resume loop step failed; trying again")
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="discovery-resume", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
