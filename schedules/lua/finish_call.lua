@@ -177,13 +177,11 @@ end
 
 local touched = {}
 local verdict
-if possibly then
-  verdict = 'confirmed'
-  local how = 'vendor: ' .. code .. ' after a lost reply: counted as possibly recording ' ..
-    '(its stop stays owed)'
+-- The room records now: its starting holders are recording (told `how`), and the holders
+-- already stopping are marked recorded, so their stop is owed. `fields`: more room fields.
+local function room_recording(how, fields)
   clear_op('recording')
-  redis.call('HSET', K_ROOM, 'since', now, 'possibly', '1', 'last_code', code,
-    'last_message', message)
+  redis.call('HSET', K_ROOM, 'since', now, unpack(fields))
   redis.call('ZADD', K_ROOMS, now, room_id)
   for _, id in ipairs(redis.call('SMEMBERS', K_RHOLD)) do
     if bget(id, 'state') == 'starting' then
@@ -197,6 +195,13 @@ if possibly then
       redis.call('HSET', given[id].booking, 'recorded', '1')
     end
   end
+end
+
+if possibly then
+  verdict = 'confirmed'
+  local how = 'vendor: ' .. code .. ' after a lost reply: counted as possibly recording ' ..
+    '(its stop stays owed)'
+  room_recording(how, {'possibly', '1', 'last_code', code, 'last_message', message})
 elseif outcome == 'ok' or outcome == 'already' then
   verdict = 'confirmed'
   local how = 'vendor: ok'
@@ -212,21 +217,7 @@ elseif outcome == 'ok' or outcome == 'already' then
     end
   end
   if kind == 'start' then
-    clear_op('recording')
-    redis.call('HSET', K_ROOM, 'since', now)
-    redis.call('ZADD', K_ROOMS, now, room_id)
-    for _, id in ipairs(redis.call('SMEMBERS', K_RHOLD)) do
-      if bget(id, 'state') == 'starting' then
-        redis.call('HSET', given[id].booking, 'recorded', '1')
-        bstate(id, 'recording', how)
-        touched[#touched + 1] = id
-      end
-    end
-    for _, id in ipairs(redis.call('SMEMBERS', K_RREL)) do
-      if bget(id, 'state') == 'stopping' then
-        redis.call('HSET', given[id].booking, 'recorded', '1')
-      end
-    end
+    room_recording(how, {})
   else
     clear_op('idle')
     redis.call('HSET', K_ROOM, 'since', '')
