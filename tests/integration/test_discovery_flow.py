@@ -363,6 +363,22 @@ def test_a_poll_found_file_without_callback_is_published_after_the_grace(h: Harn
     assert h.consume(expect=0, timeout=0.5) == []
 
 
+def test_a_wait_that_is_over_is_delivered_by_the_resume_loop_between_polls(h: Harness) -> None:
+    # The sweep runs only before a poll; every discovery worker's resume loop (once a second)
+    # ends waits at their deadline, so the grace costs one grace, not a grace and a poll.
+    grace = _grace(h)
+    h.record_ours("room-r", bookings=("bk-r",))
+    (file,) = h.visible(1, final=True)
+    h.disc.poller.run("t1")
+    h.clock.advance(grace * 0.9)
+    h.disc.resume_loop.step()
+    assert h.outbox() == {}  # still inside the grace
+    h.clock.advance(grace * 0.1)
+    h.disc.resume_loop.step()
+    ((body, _),) = h.consume(expect=1)
+    assert body["message_id"] == file_key_id(file["download_url"]) and body["source"] == "poll"
+
+
 def test_rooms_that_correlation_cannot_tell_apart_are_looked_up(h: Harness) -> None:
     # Two rooms recorded over the same seconds: the time list cannot say which file is whose.
     for room in ("twin-a", "twin-b"):

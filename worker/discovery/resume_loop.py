@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import redis
 
@@ -35,7 +36,8 @@ _BATCH = 100
 
 
 class ResumeLoop(DaemonLoop):
-    """Takes over dead workers' polls and unconfirmed messages; :meth:`step` does one round."""
+    """Takes over dead workers' polls and unconfirmed messages, and delivers the files whose
+    wait (for a callback or a room's look-ups) is over; :meth:`step` does one round."""
 
     thread_name = "discovery-resume"
 
@@ -47,12 +49,14 @@ class ResumeLoop(DaemonLoop):
         enqueue: Enqueue,
         *,
         interval_s: float,
+        deliver_waits: Callable[[], list[str]],
     ) -> None:
         self.client = client
         self.keys = keys
         self.fanout = fanout
         self.enqueue = enqueue
         self.interval_s = interval_s
+        self.deliver_waits = deliver_waits
         self._orphaned = scripts_for(client, "worker.discovery.lua").poll_orphaned
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,7 +70,9 @@ class ResumeLoop(DaemonLoop):
         if dead:
             log.warning("poll %s was held by a worker that is gone; resuming it", dead)
             self.enqueue("discovery.poll", [], 0.0)
-        return (str(dead) if dead else None), self._republish()
+        published = self._republish()
+        self.deliver_waits()
+        return (str(dead) if dead else None), published
 
     def _republish(self) -> list[str]:
         published: list[str] = []

@@ -151,9 +151,6 @@ class Discovery:
             backoff_max_s=settings.retry_backoff_max_s,
             heartbeat=self.heartbeat,
         )
-        self.resume_loop = ResumeLoop(
-            self.client, self.keys, self.fanout, enqueue, interval_s=self.heartbeat.interval_s
-        )
         self.sweeper = Sweeper(
             self.client,
             self.keys,
@@ -168,6 +165,14 @@ class Discovery:
             await_lease_ms=max(poll_every_ms, 1000),
             check_every_ms=max(expected_ms, math.ceil(self.limiter.window_s * 1000)),
             clock=clock,
+        )
+        self.resume_loop = ResumeLoop(
+            self.client,
+            self.keys,
+            self.fanout,
+            enqueue,
+            interval_s=self.heartbeat.interval_s,
+            deliver_waits=self.sweeper.deliver_due_waits,
         )
 
     def callback(self, payload: dict[str, Any]) -> str:

@@ -90,9 +90,7 @@ class Sweeper:
         for fid in self.outbox.due(_BATCH):
             self.enqueue("discovery.publish", [fid], 0.0)
             result.republished.append(fid)
-        for fid in self._due(self.keys.awaiting, self.await_lease_ms, self._now_ms()):
-            if self._deliver_overdue_wait(fid):
-                result.delivered.append(fid)
+        result.delivered.extend(self.deliver_due_waits())
         self._checks(result)
         try:
             self.publisher.declare()
@@ -100,6 +98,16 @@ class Sweeper:
         except (PublishFailed, redis.RedisError) as exc:
             log.warning("downstream housekeeping failed: %s", exc)
         return result
+
+    def deliver_due_waits(self) -> list[str]:
+        """Deliver the waiting files whose wait is over (a callback's grace, a room's look-ups):
+        the sweep does it before each poll, and every discovery worker's resume loop every
+        second, so a wait ends at its deadline rather than at the next poll."""
+        return [
+            fid
+            for fid in self._due(self.keys.awaiting, self.await_lease_ms, self._now_ms())
+            if self._deliver_overdue_wait(fid)
+        ]
 
     def _due(self, key: str, lease_ms: int, now_ms: int) -> list[str]:
         return [str(m) for m in self._lease(keys=[key], args=[now_ms, lease_ms, _BATCH])]
