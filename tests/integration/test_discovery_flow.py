@@ -21,6 +21,7 @@ from kombu import Connection, Exchange, Queue
 from redis.crc import key_slot
 
 from schedules.recording_log import RecordingLog
+from tests.support.callbacks import callback_body
 from tests.support.waiting import wait_until
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import file_key_id, hash_tag
@@ -266,22 +267,6 @@ def test_failed_transcode_is_published_as_recording_failed(h: Harness) -> None:
     assert body["status"] == 3 and message.delivery_info["routing_key"] == "recording.failed"
 
 
-def _callback_body(file: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": file["type"],
-        "mediaType": file["media_type"],
-        "userId": file["user_id"],
-        "groupId": file["room_id"],
-        "startTime": str(int(file["start_time"])),
-        "endTime": str(int(file["end_time"])),
-        "fileName": file["file_name"],
-        "fileSize": file["filesize"],
-        "duration": file["file_duration"],
-        "downloadUrl": file["download_url"],
-        "userData": file["user_data"],
-    }
-
-
 @pytest.mark.parametrize("callback_first", [True, False])
 def test_same_file_by_callback_and_by_poll_gives_one_message(
     h: Harness, callback_first: bool
@@ -289,11 +274,11 @@ def test_same_file_by_callback_and_by_poll_gives_one_message(
     h.record_ours("room-c", bookings=("bk",))
     file = h.visible(1, final=True)[0]
     if callback_first:
-        assert h.disc.callback(_callback_body(file)) == "delivered"
+        assert h.disc.callback(callback_body(file)) == "delivered"
         h.disc.poller.run("t1")
     else:
         h.disc.poller.run("t1")
-        assert h.disc.callback(_callback_body(file)) == "duplicate"
+        assert h.disc.callback(callback_body(file)) == "duplicate"
     got = h.consume(expect=1)
     assert len(got) == 1
     body = got[0][0]
@@ -322,7 +307,7 @@ def test_a_poll_found_file_whose_callback_comes_within_the_grace_carries_its_fie
     h.clock.advance(grace * 0.9)
     assert h.disc.sweeper.run().delivered == []
     for file in files:
-        assert h.disc.callback(_callback_body(file)) == "delivered"
+        assert h.disc.callback(callback_body(file)) == "delivered"
     got = {body["download_url"]: body for body, _ in h.consume(expect=2)}
     assert len(got) == 2
     for file in files:
@@ -359,7 +344,7 @@ def test_a_poll_found_file_without_callback_is_published_after_the_grace(h: Harn
     assert body["file_id"] == file["fileid"] and body["file_id_source"] == "url"
     assert body["status"] == 2
     # The callback that comes after all is a duplicate: one message per file.
-    assert h.disc.callback(_callback_body(file)) == "duplicate"
+    assert h.disc.callback(callback_body(file)) == "duplicate"
     assert h.consume(expect=0, timeout=0.5) == []
 
 
@@ -413,7 +398,7 @@ def test_a_room_never_started_here_waits_for_its_callback_then_goes_without_room
     h.disc.poller.run("t1")
     assert h.outbox() == {}
     assert h.disc.sweeper.run().delivered == []  # still inside the grace
-    assert h.disc.callback(_callback_body(second)) == "delivered"  # the callback names the room
+    assert h.disc.callback(callback_body(second)) == "delivered"  # the callback names the room
     h.clock.advance(h.settings.poll_every_s * 0.9)
     assert h.disc.sweeper.run().delivered == []  # the grace is one poll interval
     h.clock.advance(h.settings.poll_every_s * 0.1)
@@ -576,7 +561,7 @@ def test_every_key_a_discovery_flow_writes_carries_the_prefix_hash_tag(h: Harnes
     h.sim.record("auto-tag", now - 20, now - 10)
     (file,) = h.visible(1, final=True)
     assert h.disc.poller.run("t1").status == "done"
-    assert h.disc.callback(_callback_body(file)) == "delivered"
+    assert h.disc.callback(callback_body(file)) == "delivered"
     assert h.disc.callback({"groupId": "", "downloadUrl": "nope"}) == "invalid"
     h.disc.lookups.wait_for("auto-tag", file_key_id(file["download_url"]))
     assert h.disc.lookups.request("auto-tag", 0, int(now * 1000))

@@ -22,6 +22,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 
 from schedules.recording_log import RecordingLog
+from tests.support.callbacks import callback_body
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess
 from worker.anyrtc.client import AnyRTCClient
@@ -132,7 +133,7 @@ def test_a_message_claimed_by_a_killed_worker_is_published_within_seconds(
 
     # A publishes to a broker that never answers: it claims the message and hangs.
     a = _start(workers, {**bound, "DOWNSTREAM_URL": blackhole})
-    celery_app.send_task("discovery.callback", args=[_callback_body(file)])
+    celery_app.send_task("discovery.callback", args=[callback_body(file)])
     wait_until(lambda: redis_client.hget(keys.outbox(fid), "state"), 15.0, "A's claim")
 
     with Connection(settings.downstream_broker_url) as conn:
@@ -230,19 +231,3 @@ def _drain(
             with contextlib.suppress(TimeoutError, socket.timeout):
                 conn.drain_events(timeout=0.1)
     return got
-
-
-def _callback_body(file: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": file["type"],
-        "mediaType": file["media_type"],
-        "userId": file["user_id"],
-        "groupId": file["room_id"],
-        "startTime": str(int(file["start_time"])),
-        "endTime": str(int(file["end_time"])),
-        "fileName": file["file_name"],
-        "fileSize": file["filesize"],
-        "duration": file["file_duration"],
-        "downloadUrl": file["download_url"],
-        "userData": file["user_data"],
-    }

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support.callbacks import callback_body
 from tests.support.readme import README, fenced_blocks, named_python_block
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
@@ -101,7 +102,7 @@ def test_a_readme_recipe_receives_a_real_file_message_once_and_acks_it(
         now = time.time()
         sim.record("room-recipe", now - 20, now - 10)
         (file,) = wait_until(lambda: [f for f in sim.files() if f["status"] == 2] or None)
-        celery_app.send_task("discovery.callback", args=[_callback_body(file)])
+        celery_app.send_task("discovery.callback", args=[callback_body(file)])
         message_id = file_key_id(file["download_url"])
         wait_until(lambda: message_id in consumer.text(), 30.0)
         time.sleep(0.5)  # a second delivery would show by now
@@ -115,19 +116,3 @@ def test_a_readme_recipe_receives_a_real_file_message_once_and_acks_it(
     finally:
         consumer.stop()
         redis_client.delete(queue, f"{queue}.tasks")
-
-
-def _callback_body(file: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": file["type"],
-        "mediaType": file["media_type"],
-        "userId": file["user_id"],
-        "groupId": file["room_id"],
-        "startTime": str(int(file["start_time"])),
-        "endTime": str(int(file["end_time"])),
-        "fileName": file["file_name"],
-        "fileSize": file["filesize"],
-        "duration": file["file_duration"],
-        "downloadUrl": file["download_url"],
-        "userData": file["user_data"],
-    }

@@ -141,11 +141,8 @@ def parse_epoch_or_iso(value: Any) -> datetime:
         text = value.strip()
         if not text:
             raise ValueError("must not be empty")
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
+        number = _float_or_none(text)
+        if number is not None:
             return datetime.fromtimestamp(epoch_ms(number) / 1000, tz=UTC)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -171,3 +168,11 @@ def normalize_download_url(url: str) -> str:
     if parts.username or parts.password:
         host = f"{parts.username or ''}{':' + parts.password if parts.password else ''}@{host}"
     return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+
+
+def _float_or_none(text: str) -> float | None:
+    """``text`` as a number, or None when it is not one (then it may still be a date)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
