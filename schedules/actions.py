@@ -185,11 +185,13 @@ def run_operation(
                     user_data_text(params.get("user_data")),
                     guard=guard,
                     sent_at=float(sent) if sent else None,
+                    uncertain=possibly,
                 )
                 if session is not None:
                     logged = set(known)
             else:
-                ctx.recording_log.stopped(room_id, now, guard=guard)
+                confirmed = outcome.outcome == "ok"
+                ctx.recording_log.stopped(room_id, now, guard=guard, confirmed=confirmed)
         retry_at = None
         if outcome.outcome == "retry":
             retry_at = now + backoff_s(

@@ -29,9 +29,12 @@ key (after ``{<prefix>}:``)       type    content
 ``lc:dl:index``                   zset    dead-letter ids scored by creation time
 ``reclog:s:<session_id>``         hash    one vendor recording: room_id, started_at, stopped_at
                                           ("" while recording), booking_ids (JSON list),
-                                          user_data
+                                          user_data, uncertain ("1": the start's outcome
+                                          was never confirmed)
 ``reclog:by_start``               zset    session ids scored by sent_at (first attempt, epoch s)
 ``reclog:room:<room_id>``         zset    the room's session ids scored by sent_at
+``reclog:by_stop``                zset    session ids whose stop the vendor confirmed, scored by
+                                          stopped_at (read by discovery's missing-file judge)
 ``reclog:max_span``               string  the widest started_at - sent_at logged (s)
 ``reclog:open:<room_id>``         string  the session id of the room's running recording
 ================================  ======  =====================================================
@@ -147,6 +150,10 @@ class RecordingLogKeys:
     @property
     def by_start(self) -> str:
         return self.base + "by_start"
+
+    @property
+    def by_stop(self) -> str:
+        return self.base + "by_stop"
 
     @property
     def max_span(self) -> str:

@@ -46,6 +46,7 @@ class RecordingSession:
     booking_ids: tuple[str, ...] = field(default_factory=tuple)
     user_data: str | None = None
     sent_at: float | None = None
+    uncertain: bool = False
 
     @property
     def earliest(self) -> float:
@@ -77,11 +78,13 @@ class RecordingLog:
         *,
         guard: Guard | None = None,
         sent_at: float | None = None,
+        uncertain: bool = False,
     ) -> str | None:
         """Note that the vendor started recording ``room_id`` (confirmed at ``started_at``, its
         first attempt sent at ``sent_at``); idempotent while it stays open (returns the open
         session's id). One round trip (``log_start.lua``). With ``guard``, nothing is written
-        and None returned unless the guard holds."""
+        and None returned unless the guard holds. ``uncertain``: the start's outcome is unknown
+        (possibly recording); such a session is never judged for a missing file."""
         session_id = f"{room_id}:{int(started_at * 1000)}"
         k = self.keys
         guard_key, field_name, value = guard or (k.open(room_id), "", "")
@@ -104,6 +107,7 @@ class RecordingLog:
                 field_name,
                 value,
                 "" if sent_at is None else repr(sent_at),
+                "1" if uncertain else "",
             ],
         )
         return str(reply[1]) if int(reply[0]) == 1 else None
@@ -126,18 +130,33 @@ class RecordingLog:
                 return
         raise KeysMoved(f"room {room_id}: its open recording session kept changing")
 
-    def stopped(self, room_id: str, stopped_at: float, *, guard: Guard | None = None) -> str | None:
+    def stopped(
+        self,
+        room_id: str,
+        stopped_at: float,
+        *,
+        guard: Guard | None = None,
+        confirmed: bool = True,
+    ) -> str | None:
         """Close the room's running session; returns its id (None when none was open, or when
         ``guard`` does not hold: then nothing is written). Reads the open session id, then
-        closes it in one step (``log_stop.lua``)."""
+        closes it in one step (``log_stop.lua``). ``confirmed``: the vendor confirmed the stop,
+        so the session is listed by :meth:`stopped_between`."""
         open_key = self.keys.open(room_id)
         guard_key, field_name, value = guard or (open_key, "", "")
         for _ in range(MOVED_TRIES):
             session_id = str(self.r.get(open_key) or "")
             session_keys = [self.keys.session(session_id)] if session_id else []
             reply = self._log_stop(
-                keys=[open_key, guard_key, *session_keys],
-                args=[repr(stopped_at), session_id, field_name, value],
+                keys=[open_key, guard_key, self.keys.by_stop, *session_keys],
+                args=[
+                    repr(stopped_at),
+                    session_id,
+                    field_name,
+                    value,
+                    "1" if confirmed else "",
+                    RETENTION_S,
+                ],
             )
             if reply[0] != MOVED:
                 return str(reply[1]) if int(reply[0]) == 1 and len(reply) > 1 else None
@@ -168,6 +187,7 @@ class RecordingLog:
             booking_ids=tuple(json.loads(data.get("booking_ids") or "[]")),
             user_data=data.get("user_data") or None,
             sent_at=float(data["sent_at"]) if data.get("sent_at") else None,
+            uncertain=data.get("uncertain") == "1",
         )
 
     def overlapping(
@@ -188,6 +208,14 @@ class RecordingLog:
         spans its retries): a session the vendor started later in its span is not missed."""
         widest = float(self.r.get(self.keys.max_span) or 0.0)
         ids = self.r.zrangebyscore(self.keys.by_start, lo_s - widest, hi_s)
+        return self._get_many([str(i) for i in ids])
+
+    def stopped_between(
+        self, lo_s: float, hi_s: float, limit: int = 500
+    ) -> list[RecordingSession]:
+        """Sessions whose confirmed stop lies in ``(lo_s, hi_s]``, oldest stop first, at most
+        ``limit`` (read on from the last one's ``stopped_at``)."""
+        ids = self.r.zrangebyscore(self.keys.by_stop, f"({lo_s!r}", hi_s, start=0, num=limit)
         return self._get_many([str(i) for i in ids])
 
     def for_room(self, room_id: str) -> list[RecordingSession]:

@@ -15,6 +15,7 @@
 -- ARGV[6] retention_s  ARGV[7] guard field ("" for no guard)   ARGV[8] guard value
 -- ARGV[9] sent_at: when the first attempt of the start was sent, the earliest moment the vendor
 --         may have started ("" = started_at); the session is indexed by it
+-- ARGV[10] "1" when the start's outcome is unknown (logged as possibly recording)
 --
 -- Returns {1, session id} (the new or the already open one), or {0} when the guard failed.
 
@@ -27,7 +28,7 @@ end
 local sent_at = ARGV[9] or ''
 if sent_at == '' or tonumber(sent_at) > tonumber(ARGV[3]) then sent_at = ARGV[3] end
 redis.call('HSET', KEYS[2], 'room_id', ARGV[2], 'started_at', ARGV[3], 'stopped_at', '',
-  'booking_ids', ARGV[4], 'user_data', ARGV[5], 'sent_at', sent_at)
+  'booking_ids', ARGV[4], 'user_data', ARGV[5], 'sent_at', sent_at, 'uncertain', ARGV[10] or '')
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[3], sent_at, ARGV[1])
 redis.call('ZADD', KEYS[4], sent_at, ARGV[1])

@@ -120,3 +120,16 @@ def test_a_file_of_a_lost_reply_session_ties_to_its_room_and_booking(log: Record
     log.stopped("lost", T0 + 49.3)
     found = Correlator(log).correlate(file(T0 - 11, T0 + 49))
     assert (found.kind, found.room_id, found.booking_ids) == ("unique", "lost", ("b-lost",))
+
+
+def test_stopped_between_lists_confirmed_stops_only_in_stop_order(log: RecordingLog) -> None:
+    session(log, "a", T0, T0 + 60)
+    log.started("b", T0 + 1, ["bk"], uncertain=True)
+    log.stopped("b", T0 + 50)
+    log.started("c", T0 + 2)
+    log.stopped("c", T0 + 40, confirmed=False)  # a stop that failed: nobody can judge it
+    log.started("d", T0 + 3)  # still recording
+    found = log.stopped_between(T0, T0 + 100)
+    assert [(s.room_id, s.uncertain) for s in found] == [("b", True), ("a", False)]
+    assert [s.room_id for s in log.stopped_between(T0 + 50, T0 + 100)] == ["a"]
+    assert [s.room_id for s in log.stopped_between(T0, T0 + 100, limit=1)] == ["b"]

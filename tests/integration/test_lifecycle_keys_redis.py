@@ -161,6 +161,7 @@ def test_every_key_of_a_booking_flow_shares_the_prefix_hash_tag(
         "lc:dl",
         "reclog:s",
         "reclog:by_start",
+        "reclog:by_stop",
         "reclog:max_span",
         "reclog:room",
         "reclog:open",
