@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     # How long a final file found by the poll or a room look-up waits for its callback (which
     # alone gives type, file name, user and media type) before it is published without them.
     callback_grace_s: float | None = Field(None, ge=0, validation_alias="CALLBACK_GRACE_S")
+    missing_after_s: float | None = Field(None, gt=0, validation_alias="MISSING_AFTER_S")
+    callbacks_expected: str = Field(
+        "on", pattern="^(on|off)$", validation_alias="CALLBACKS_EXPECTED"
+    )
+    callback_silence_s: float = Field(1800.0, gt=0, validation_alias="CALLBACK_SILENCE_S")
     callback_token: SecretStr | None = Field(None, validation_alias="CALLBACK_TOKEN")
     # The web process refuses to start without CALLBACK_TOKEN unless this says "off": anyone who
     # reaches it could otherwise announce a file that is published as a real recording.
@@ -251,6 +256,14 @@ class Settings(BaseSettings):
         """Seconds a final file waits for its callback: ``CALLBACK_GRACE_S`` (0: no wait), else
         one poll interval."""
         return self.poll_every_s if self.callback_grace_s is None else self.callback_grace_s
+
+    @property
+    def missing_after(self) -> float:
+        """Seconds after a recorded session's stop before it is judged for a missing file:
+        ``MISSING_AFTER_S``, else ``EXPECTED_TRANSCODE_S`` plus two poll intervals."""
+        if self.missing_after_s is not None:
+            return self.missing_after_s
+        return self.expected_transcode_s + 2 * self.poll_every_s
 
     @property
     def result_backend(self) -> str:

@@ -114,3 +114,23 @@ def test_callback_grace_defaults_to_one_poll_interval_and_zero_means_none(
     assert load_settings().callback_grace == 20
     clean_env.setenv("CALLBACK_GRACE_S", "0")
     assert load_settings().callback_grace == 0
+
+
+def test_missing_after_defaults_to_transcode_plus_two_polls_and_silence_to_half_an_hour(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    for name in ("POLL_INTERVAL_S", "EXPECTED_TRANSCODE_S", "MISSING_AFTER_S"):
+        clean_env.delenv(name, raising=False)
+    clean_env.setenv("ANYRTC_APP_ID", "app")
+    clean_env.setenv("ANYRTC_VOD_TOKEN", "tok")
+    settings = load_settings()
+    assert settings.missing_after == 900 + 2 * 60
+    assert (settings.callbacks_expected, settings.callback_silence_s) == ("on", 1800)
+    clean_env.setenv("POLL_INTERVAL_S", "20")
+    clean_env.setenv("EXPECTED_TRANSCODE_S", "100")
+    assert load_settings().missing_after == 140
+    clean_env.setenv("MISSING_AFTER_S", "7")
+    assert load_settings().missing_after == 7
+    clean_env.setenv("CALLBACKS_EXPECTED", "maybe")
+    with pytest.raises(SystemExit, match="CALLBACKS_EXPECTED"):
+        load_settings()

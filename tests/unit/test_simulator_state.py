@@ -439,3 +439,53 @@ def test_callback_drop_rate_one_journals_the_drop(clock: FakeClock) -> None:
     clock.advance(10.0)
     assert state.due_callbacks() == []
     assert [e["verdict"] for e in state.journal.entries(endpoint="callback")] == ["fault: drop"]
+
+
+# -- rooms that misbehave ----------------------------------------------------------------
+
+
+def test_a_no_file_room_confirms_start_and_stop_and_never_lists_a_file(clock: FakeClock) -> None:
+    state = make_state(clock, no_file_rooms=["room-1"], transcode_delay_s=1.0)
+    meeting(state, clock, room="room-1")
+    meeting(state, clock, room="room-2")
+    clock.advance(10.0)
+    assert {f["room_id"] for f in state.files()} == {"room-2"}
+    by_room = query(state, query_body(clock, ROOM), endpoint=ROOM)
+    assert by_room["code"] == 200 and by_room["content"]["data"] == []
+    assert state.rooms() == []
+
+
+def test_a_silent_room_lists_its_files_and_journals_each_withheld_callback(
+    clock: FakeClock,
+) -> None:
+    state = make_state(
+        clock, callback_url="http://receiver.test/cb", silent_rooms=["room-1"], per_user_files=1
+    )
+    meeting(state, clock, room="room-1")
+    meeting(state, clock, room="room-2")
+    clock.advance(20.0)
+    jobs = state.due_callbacks()
+    assert {job.body["groupId"] for job in jobs} == {"room-2"}
+    verdicts = [e["verdict"] for e in state.journal.entries(endpoint="callback")]
+    assert verdicts == ["fault: silent room", "fault: silent room"]
+    listed = query(state, query_body(clock))["content"]["data"]
+    assert len(listed) == 4
+
+
+def test_room_switches_are_checked_and_cleared_by_reset(clock: FakeClock) -> None:
+    state = make_state(clock)
+    with pytest.raises(ValueError, match="silent_rooms"):
+        state.configure({"silent_rooms": "room-1"})
+    state.configure({"no_file_rooms": ["room-1"], "silent_rooms": ["room-2"]})
+    assert state.public_config()["no_file_rooms"] == ["room-1"]
+    state.reset()
+    assert state.public_config()["no_file_rooms"] == []
+    assert state.public_config()["silent_rooms"] == []
+
+
+def test_cli_room_switches_reach_the_config() -> None:
+    from worker.simulator.__main__ import _config_from, build_parser
+
+    args = build_parser().parse_args(["--no-file-rooms", "a, b", "--silent-rooms", "c"])
+    overrides = _config_from(args)["overrides"]
+    assert overrides["no_file_rooms"] == ["a", "b"] and overrides["silent_rooms"] == ["c"]

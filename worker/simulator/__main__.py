@@ -27,6 +27,10 @@ from worker.simulator.server import SimulatorServer
 __all__ = ["build_parser", "main"]
 
 
+def _room_list(text: str) -> list[str]:
+    return [room.strip() for room in text.split(",") if room.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -47,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("--callback-url", default=None, help="where finished files are posted")
     add("--callback-drop-rate", type=float, default=0.0)
     add("--callback-duplicate-rate", type=float, default=0.0)
+    add(
+        "--no-file-rooms",
+        type=_room_list,
+        default=[],
+        metavar="ROOMS",
+        help="comma-separated rooms whose recordings yield no file",
+    )
+    add(
+        "--silent-rooms",
+        type=_room_list,
+        default=[],
+        metavar="ROOMS",
+        help="comma-separated rooms whose callbacks never come",
+    )
     add("--error-rate", type=float, default=0.0, help="share of calls answered 501 / HTTP 500")
     add("--latency", type=float, default=0.0, help="seconds added before every answer")
     add("--jitter", type=float, default=0.0, help="up to this many random seconds more")
@@ -78,6 +96,8 @@ def _config_from(args: argparse.Namespace) -> dict[str, Any]:
         "callback_url": args.callback_url,
         "callback_drop_rate": args.callback_drop_rate,
         "callback_duplicate_rate": args.callback_duplicate_rate,
+        "no_file_rooms": args.no_file_rooms,
+        "silent_rooms": args.silent_rooms,
         "error_rate": args.error_rate,
         "latency_s": args.latency,
         "jitter_s": args.jitter,

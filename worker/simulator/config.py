@@ -73,6 +73,10 @@ class SimulatorConfig:
     callback_drop_rate: float = 0.0
     callback_duplicate_rate: float = 0.0
     callback_timeout_s: float = 5.0
+    #: Rooms whose recordings yield no file (the vendor confirms start and stop, then nothing).
+    no_file_rooms: list[str] = field(default_factory=list)
+    #: Rooms whose files are listed as usual but whose callbacks never come.
+    silent_rooms: list[str] = field(default_factory=list)
     response_variant: str = "examples"
     public_url: str | None = None
     # None draws fresh entropy: a restarted demo must not reissue the file ids it gave before.
@@ -160,6 +164,8 @@ def _check_top(key: str, value: Any) -> Any:
         return None if value is None else _int(key, value, -(2**63), 2**63)
     if key == "deleted_apps":
         return set(_str_list(key, value))
+    if key in ("no_file_rooms", "silent_rooms"):
+        return _str_list(key, value)
     if key == "room_types":
         types = set(_str_list(key, value))
         if not types:

@@ -57,7 +57,10 @@ class FileStore:
     def add_recording(
         self, room: Room, end: float, cfg: SimulatorConfig, base_url: str
     ) -> list[RecordedFile]:
-        """The files of ``room``'s recording, stopped at ``end``, under the settings in force."""
+        """The files of ``room``'s recording, stopped at ``end``, under the settings in force
+        (none for a room in ``no_file_rooms``)."""
+        if room.room_id in cfg.no_file_rooms:
+            return []
         files = create_files(
             self._files_rng,
             app_id=room.app_id,
@@ -102,14 +105,16 @@ class FileStore:
             if file.fails or cfg.callback_url is None:
                 file.callback = "skipped"
                 continue
-            if self._callbacks_rng.random() < cfg.callback_drop_rate:
+            # A silent room draws no number: switching it on does not shift other rooms' drops.
+            silent = file.room_id in cfg.silent_rooms
+            if silent or self._callbacks_rng.random() < cfg.callback_drop_rate:
                 file.callback = "dropped"
                 journal.add(
                     time=now,
                     endpoint="callback",
                     client_ip=None,
                     params=file.callback_body(),
-                    verdict="fault: drop",
+                    verdict="fault: silent room" if silent else "fault: drop",
                     secrets=secrets,
                     target=cfg.callback_url,
                 )
