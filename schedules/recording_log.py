@@ -210,9 +210,7 @@ class RecordingLog:
         ids = self.r.zrangebyscore(self.keys.by_start, lo_s - widest, hi_s)
         return self._get_many([str(i) for i in ids])
 
-    def stopped_between(
-        self, lo_s: float, hi_s: float, limit: int = 500
-    ) -> list[RecordingSession]:
+    def stopped_between(self, lo_s: float, hi_s: float, limit: int = 500) -> list[RecordingSession]:
         """Sessions whose confirmed stop lies in ``(lo_s, hi_s]``, oldest stop first, at most
         ``limit`` (read on from the last one's ``stopped_at``)."""
         ids = self.r.zrangebyscore(self.keys.by_stop, f"({lo_s!r}", hi_s, start=0, num=limit)

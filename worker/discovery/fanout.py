@@ -23,6 +23,7 @@ from config.celery import is_amqp_url, is_redis_url
 from config.downstream import QueueBinding, audit_binding, parse_downstream_queues
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.message import routing_key
+from worker.discovery.room_files import note_delivered
 from worker.errors import PublishFailed
 from worker.metrics.recorder import Metrics
 from worker.redis import redis_from_url, scripts_for
@@ -30,13 +31,15 @@ from worker.redis import redis_from_url, scripts_for
 if TYPE_CHECKING:
     from config.settings import Settings
 
-__all__ = ["AUDIT_MAX", "FanOut", "Outbox", "Publisher"]
+__all__ = ["AUDIT_MAX", "FILE_SOURCES", "FanOut", "Outbox", "Publisher"]
 
 log = logging.getLogger(__name__)
 
 OUTBOX_TTL_S = 30 * 24 * 3600
 #: How long a claimer has to publish before the sweep publishes the message again.
 PUBLISH_LEASE_S = 30.0
+#: Sources of file messages (``recording.v1``); others (``missing``) are not counted as files.
+FILE_SOURCES = ("callback", "poll", "room")
 #: The audit queue keeps the newest messages only (nobody consumes it).
 AUDIT_MAX = 10_000
 _RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
@@ -206,17 +209,33 @@ class FanOut:
         self.outbox = outbox
         self.publisher = publisher
         self.metrics = Metrics(outbox.client, outbox.keys.prefix)
+        #: Called with (body, source) for each file message this process won (callback silence).
+        self.on_file: list[Callable[[Mapping[str, Any], str], None]] = []
 
     def deliver(self, fid: str, body: Mapping[str, Any], source: str) -> bool:
         """Publish the file's message unless some source already did; True if this call won."""
-        routing = routing_key(int(body["status"]))
-        if not self.outbox.claim(fid, json.dumps(body, ensure_ascii=False), routing, source):
+        # Before the claim: whichever source wins, the room's session then knows its file.
+        note_delivered(self.outbox.client, self.outbox.keys, body)
+        won = self.deliver_as(fid, body, routing_key(int(body["status"])), source)
+        if won:
+            for listener in self.on_file:
+                try:
+                    listener(body, source)
+                except redis.RedisError as exc:
+                    # Bookkeeping: the message is claimed and goes out whatever happens here.
+                    log.warning("file %s: a delivery listener failed: %s", fid, exc)
+        return won
+
+    def deliver_as(self, mid: str, body: Mapping[str, Any], routing: str, source: str) -> bool:
+        """Publish message ``mid`` on ``routing`` unless it was claimed before; True if this
+        call won (then it is published now, or by the resume loop after its lease)."""
+        if not self.outbox.claim(mid, json.dumps(body, ensure_ascii=False), routing, source):
             return False
         try:
-            self._publish(fid, body, routing, source)
+            self._publish(mid, body, routing, source)
         except PublishFailed:
-            # Claimed but unconfirmed: the sweep publishes it again once the lease runs out.
-            log.exception("message %s not published yet; the outbox sweep will retry it", fid)
+            # Claimed but unconfirmed: the resume loop publishes it again once the lease runs out.
+            log.exception("message %s not published yet; the outbox sweep will retry it", mid)
         return True
 
     def republish(self, fid: str) -> bool:
@@ -232,4 +251,5 @@ class FanOut:
     def _publish(self, fid: str, body: Mapping[str, Any], routing: str, source: str) -> None:
         self.publisher.publish(body, routing, fid)
         self.outbox.mark_sent(fid)
-        self.metrics.delivered(source, body, self.outbox.clock())
+        if source in FILE_SOURCES:
+            self.metrics.delivered(source, body, self.outbox.clock())

@@ -27,6 +27,15 @@ them at once keep working on a cluster. The scripts get every key in KEYS, never
 | ``intake``                       | hash   | acknowledged callbacks not yet processed (id->JSON)|
 | ``intake:at``                    | zset   | their ids, by time received (ms)                  |
 | ``errors``                       | list   | problems an operator must see (newest first)      |
+| ``roomfiles:<room_id>``          | zset   | message ids of the room's delivered files, by the |
+|                                  |        | file's start time (s): what the missing judge asks|
+| ``missing:cursor``               | string | stopped_at (s) up to which sessions were enrolled |
+| ``missing:s:<session_id>``       | hash   | one session's judgement: state (lookup, looked,   |
+|                                  |        | found, missing), room, look-up outcome            |
+| ``missing:lookups``              | zset   | session ids whose low-priority room look-up is due|
+|                                  |        | (ms; leased while it runs)                        |
+| ``silence``                      | hash   | callback silence: last_callback_ms, quiet_since_ms|
+|                                  |        | quiet_files, warned_ms                            |
 | ``stats``                        | hash   | counters (calls, deliveries per source, rejects)  |
 
 ``fid`` is :func:`file_key_id`: a hash of the file's identity (its normalised download URL),
@@ -141,3 +150,23 @@ class DiscoveryKeys:
     @property
     def stats(self) -> str:
         return self._k("stats")
+
+    def room_files(self, room_id: str) -> str:
+        """Delivered files of ``room_id`` by start time: a session with one is not missing."""
+        return self._k("roomfiles", room_id)
+
+    @property
+    def missing_cursor(self) -> str:
+        return self._k("missing", "cursor")
+
+    def missing(self, session_id: str) -> str:
+        return self._k("missing", "s", session_id)
+
+    @property
+    def missing_queue(self) -> str:
+        """Sessions whose low-priority room look-up is due, by when it may run (ms)."""
+        return self._k("missing", "lookups")
+
+    @property
+    def silence(self) -> str:
+        return self._k("silence")

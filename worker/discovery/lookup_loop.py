@@ -12,6 +12,9 @@ look-up and settles the queue entry:
   ``RETRY_BACKOFF_MAX_S``; after :data:`MAX_ERRORS` errors the request is dropped (its files
   are delivered at their look-up deadline), so a later request starts afresh.
 
+Low priority: when no room look-up is due, the loop runs one look-up of the missing-file judge
+(:mod:`worker.discovery.missing`), so those never delay a look-up that files wait on.
+
 Nothing is stranded: the room's lease is short (``DISCOVERY_LEASE_S``) and renewed by this
 process's heartbeat while its look-up runs, so a killed worker's room comes back within one lease
 and a slow live look-up is never doubled; a lost or stale task cannot lose a look-up because no
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from typing import Protocol
 
 import redis
 
@@ -30,13 +34,23 @@ from worker.discovery.heartbeat import Heartbeat
 from worker.discovery.lookups import LookupRunner, RoomLookups
 from worker.threads import DaemonLoop
 
-__all__ = ["MAX_ERRORS", "LookupLoop"]
+__all__ = ["MAX_ERRORS", "LookupLoop", "LowPriorityLookups"]
 
 log = logging.getLogger(__name__)
 
 MAX_ERRORS = 8
 # How often an idle loop looks at the queue head (one ZRANGE): a new request waits at most this.
 IDLE_S = 0.5
+
+
+class LowPriorityLookups(Protocol):
+    """Look-ups that run only when no room look-up is due (the missing-file judge's)."""
+
+    def step(self) -> str | None:
+        """Run the earliest due one, if any; returns what it was for."""
+
+    def next_at(self) -> float | None:
+        """When the earliest may run (epoch s), or None."""
 
 
 class LookupLoop(DaemonLoop):
@@ -54,8 +68,10 @@ class LookupLoop(DaemonLoop):
         backoff_max_s: float,
         heartbeat: Heartbeat,
         rng: random.Random | None = None,
+        low: LowPriorityLookups | None = None,
     ) -> None:
         self.lookups = lookups
+        self.low = low
         self.runner = runner
         self.lease_ms = int(lease_s * 1000)
         self.backoff_base_s = backoff_base_s
@@ -69,7 +85,7 @@ class LookupLoop(DaemonLoop):
         """Run the earliest due look-up, if any; returns its room."""
         rooms = self.lookups.due(self.lease_ms)
         if not rooms:
-            return None
+            return self.low.step() if self.low is not None else None
         room = rooms[0]
         # Released before the entry is settled below: no heartbeat can undo that settlement.
         with self.heartbeat.holding(self.lookups.keys.lookup_queue, room):
@@ -101,7 +117,8 @@ class LookupLoop(DaemonLoop):
         return self.rng.uniform(0.5, 1.0) * delay
 
     def _wait_s(self) -> float:
-        head = self.lookups.next_at()
+        heads = [self.lookups.next_at(), self.low.next_at() if self.low is not None else None]
+        head = min((h for h in heads if h is not None), default=None)
         if head is None:
             return IDLE_S
         return min(max(head - self.lookups.clock(), 0.0), IDLE_S)

@@ -214,6 +214,22 @@ class LookupRunner:
         self.lookups.finish(room_id, window.version if window.version else None)
         return LookupResult("done", len(page.files), settled)
 
+    def probe(
+        self, room_id: str, beg_ms: int, end_ms: int
+    ) -> tuple[LookupResult, list[Observation]]:
+        """One room look-up over ``[beg_ms, end_ms]`` that serves no queued request: every file
+        listed is settled as any look-up's (delivered in the usual way), and returned."""
+        try:
+            page = self.vendor.list_by_room(room_id, beg_ms, end_ms)
+        except (BudgetExhausted, AnyRTCError) as exc:
+            return self._failed(exc, f"room {room_id}"), []
+        self.ops.incr("calls_room")
+        seen_ms = int(self.clock() * 1000)
+        listed = [Observation.from_vod(file, "room", seen_ms) for file in page.files]
+        for obs in listed:
+            self._sighted(obs)
+        return LookupResult("done", len(listed)), listed
+
     def relist(self, beg_ms: int, end_ms: int) -> LookupResult:
         """Re-list ``[beg_ms, end_ms]`` by time (every page) for overdue files of no known room."""
         files = 0

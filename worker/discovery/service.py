@@ -24,13 +24,16 @@ from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import LOOKUP_RESERVE, SlidingWindowLimiter, gated_client
 from worker.discovery.lookup_loop import LookupLoop
 from worker.discovery.lookups import LookupRunner, RoomLookups
+from worker.discovery.missing import MissingJudge
 from worker.discovery.ops import OpsLog
 from worker.discovery.poller import Poller
 from worker.discovery.record import Observation
 from worker.discovery.registry import FileRegistry
 from worker.discovery.resume_loop import ResumeLoop
 from worker.discovery.settle import Enqueue, Settler
+from worker.discovery.silence import CallbackSilence
 from worker.discovery.sweep import Sweeper
+from worker.discovery.watch_loop import WatchLoop
 from worker.redis import get_redis
 
 __all__ = ["Discovery", "callback_summary"]
@@ -86,7 +89,8 @@ class Discovery:
             expected_transcode_s=settings.expected_transcode_s,
             recheck_s=settings.poll_every_s,
         )
-        self.correlator = Correlator(RecordingLog(self.client, settings.redis_key_prefix))
+        recording_log = RecordingLog(self.client, settings.redis_key_prefix)
+        self.correlator = Correlator(recording_log)
         # Every lease of discovery work (poll lock, outbox claim, room look-up) is this short;
         # the heartbeat keeps what this process is working on from expiring.
         lease_s = settings.discovery_lease_s
@@ -143,6 +147,29 @@ class Discovery:
             window_s=self.limiter.window_s,
             clock=clock,
         )
+        # Missing files and callback silence (issue 14): wired in missing.py / silence.py.
+        self.missing = MissingJudge(
+            self.client,
+            self.keys,
+            recording_log,
+            self.runner,
+            self.fanout,
+            self.heartbeat,
+            missing_after_s=settings.missing_after,
+            lease_s=lease_s,
+            backoff_base_s=settings.retry_backoff_base_s,
+            backoff_max_s=settings.retry_backoff_max_s,
+            clock=clock,
+        )
+        self.silence = CallbackSilence(
+            self.client,
+            self.keys,
+            silence_s=settings.callback_silence_s,
+            expected=settings.callbacks_expected == "on",
+            clock=clock,
+        )
+        self.fanout.on_file.append(self.silence.file_delivered)
+        self.watch_loop = WatchLoop(self.missing, self.silence)
         self.lookup_loop = LookupLoop(
             self.lookups,
             self.runner,
@@ -150,6 +177,7 @@ class Discovery:
             backoff_base_s=settings.retry_backoff_base_s,
             backoff_max_s=settings.retry_backoff_max_s,
             heartbeat=self.heartbeat,
+            low=self.missing,
         )
         self.sweeper = Sweeper(
             self.client,
@@ -190,6 +218,7 @@ class Discovery:
             self.intake.done(payload)
             return "invalid"
         self.ops.incr("callback_accepted")
+        self.silence.callback_seen()
         obs = Observation.from_callback(parsed, int(self.clock() * 1000))
         verdict = self.settler.sighted(obs)
         self.intake.done(payload)

@@ -142,6 +142,7 @@ def _start_discovery_loops(sender: Any = None, **_: Any) -> None:
         discovery().teller.start()
     if QUERY_QUEUE in consume or EVENTS_QUEUE in consume:
         discovery().resume_loop.start()
+        discovery().watch_loop.start()
 
 
 @app.task(name="discovery.relist", bind=True, max_retries=None, ignore_result=True)
