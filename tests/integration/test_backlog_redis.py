@@ -54,3 +54,35 @@ def test_an_empty_deployment_has_no_backlog(redis_client: redis.Redis, settings:
     backlog = read_backlog(redis_client, settings.redis_key_prefix, NOW)
     assert backlog.problems() == []
     assert backlog.oldest_unpublished_s is None
+
+
+def _told(booking_id: str, at: float) -> str:
+    """A member of lc:outbox as ``tell`` in worker/lua/lib.lua writes it (the fields read)."""
+    facts = {
+        "message_id": f"bk:{booking_id}:1:{int(at * 1000)}",
+        "at": at,
+        "booking_id": booking_id,
+        "room_id": "r",
+        "state": "cancelled",
+        "code": "",
+    }
+    return json.dumps(facts)
+
+
+def test_booking_events_unpublished_for_long_are_a_problem(
+    redis_client: redis.Redis, settings: Any
+) -> None:
+    prefix = settings.redis_key_prefix
+    outbox = LifecycleKeys(prefix).outbox
+    old, fresh = NOW - STUCK_MESSAGE_S - 40, NOW - 2
+    # Scored by the next publish attempt: the old one was leased again a moment ago.
+    redis_client.zadd(outbox, {_told("old", old): (NOW + 30) * 1000})
+    redis_client.zadd(outbox, {_told("fresh", fresh): fresh * 1000})
+    backlog = read_backlog(redis_client, prefix, NOW)
+    assert backlog.booking_events.waiting == 2
+    assert backlog.booking_events.oldest_s == pytest.approx(STUCK_MESSAGE_S + 40)
+    [problem] = backlog.problems()
+    assert problem.startswith("2 booking event(s) unpublished, the oldest told")
+    redis_client.zrem(outbox, _told("old", old))
+    assert read_backlog(redis_client, prefix, NOW).problems() == []
+    assert "unpublished booking events 1" in read_backlog(redis_client, prefix, NOW).summary()

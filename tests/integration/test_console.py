@@ -162,6 +162,29 @@ def test_outbox_lists_unpublished_messages_and_publishes_one_again(
         redis_client.delete(f"{get_settings().downstream_exchange}.audit")
 
 
+def test_outbox_list_shows_booking_events_waiting_for_the_teller(
+    keys: DiscoveryKeys, redis_client: redis.Redis
+) -> None:
+    from schedules.keys import LifecycleKeys
+
+    told = LifecycleKeys(get_settings().redis_key_prefix).outbox
+    at = time.time() - 400
+    facts = {"message_id": "bk:b9:1:1", "at": at, "booking_id": "b9", "room_id": "r9",
+             "state": "failed", "code": "247"}  # fmt: skip
+    redis_client.zadd(told, {json.dumps(facts): at * 1000})
+    code, out, err = console("outbox", "list", "--json")
+    assert code == 0, err
+    [item] = json.loads(out)
+    assert (item["kind"], item["event"], item["booking_ids"]) == (
+        "booking",
+        "booking.failed",
+        ["b9"],
+    )
+    assert item["message_id"] == "bk:b9:1:1" and item["told_at"] == pytest.approx(at)
+    code, out, _ = console("outbox", "list")
+    assert "booking events not yet published" in out and "booking.failed" in out and "7m ago" in out
+
+
 def test_every_read_only_command_runs_without_vendor_credentials() -> None:
     for argv in (["upcoming"], ["active"], ["deadletters", "list"], ["outbox", "list"],
                  ["rejects"], ["budget"], ["files", "x"]):  # fmt: skip

@@ -45,6 +45,7 @@ def test_doctor_reports_a_healthy_deployment(redis_client: Any, sim: Any) -> Non
         "vendor": "ok",
         "workers": "ok",
         "callbacks": "ok",
+        "silence": "ok",
         "backlog": "ok",
     }
     assert code == 0

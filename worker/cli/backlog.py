@@ -9,6 +9,8 @@ Each count is a symptom an operator can act on:
   list``); a replayed one is kept for its history and needs nobody;
 - file messages claimed for publishing long ago and still not confirmed sent: the downstream
   broker refuses them, or no discovery worker runs the sweep that publishes them again;
+- booking events (``booking.v1``) told by the lifecycle and unpublished for long: the same, for
+  the booking teller every discovery worker that consumes ``query`` runs;
 - rejected callbacks, counted since the deployment began (information only, always shown:
   ``anyrtc-recorder rejects`` lists the newest with their reasons).
 """
@@ -16,12 +18,13 @@ Each count is a symptom an operator can act on:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
 from schedules.keys import LifecycleKeys
 from worker.discovery.keys import DiscoveryKeys
+from worker.metrics.gauges import BookingEvents, read_booking_events
 
 __all__ = ["LATE_ACTION_S", "STUCK_MESSAGE_S", "Backlog", "read_backlog"]
 
@@ -46,6 +49,7 @@ class Backlog:
     oldest_unpublished_s: float | None
     rejected_callbacks: int
     replayed_dead_letters: int = 0
+    booking_events: BookingEvents = field(default_factory=lambda: BookingEvents(0, None))
 
     def problems(self) -> list[str]:
         """One sentence per count that needs an operator, saying what to look at."""
@@ -70,6 +74,13 @@ class Backlog:
                 f"{self.unpublished} file message(s) unpublished, the oldest claimed "
                 f"{oldest:.0f}s ago: check the downstream broker and the discovery worker"
             )
+        events = self.booking_events
+        if events.older_than(STUCK_MESSAGE_S):
+            found.append(
+                f"{events.waiting} booking event(s) unpublished, the oldest told "
+                f"{events.oldest_s:.0f}s ago: check the downstream broker and that a discovery "
+                "worker consumes query (its booking teller publishes them)"
+            )
         return found
 
     def rejects_line(self) -> str:
@@ -81,6 +92,7 @@ class Backlog:
             f"late actions {self.late_actions}, expired leases {self.expired_leases}, "
             f"dead letters {self.dead_letters} (replayed {self.replayed_dead_letters}), "
             f"unpublished messages {self.unpublished}, "
+            f"unpublished booking events {self.booking_events.waiting}, "
             f"rejected callbacks {self.rejected_callbacks}"
         )
 
@@ -119,4 +131,5 @@ def read_backlog(client: redis.Redis, prefix: str, now: float) -> Backlog:
         oldest_s,
         rejects,
         replayed,
+        read_booking_events(client, prefix, now),
     )

@@ -1,5 +1,6 @@
 """Subcommands for files and what stands between them and your queues: ``files BOOKING``,
-``outbox list``, ``outbox publish ID``, ``rejects``.
+``outbox list`` (file and missing-file messages, then booking events), ``outbox publish ID``,
+``rejects``.
 
 All read Redis only (``REDIS_URL``); ``outbox publish`` also reaches the downstream broker.
 """
@@ -11,8 +12,10 @@ import json
 import time
 from typing import Any
 
+from schedules.keys import LifecycleKeys
 from worker.cli.common import handles_errors, reading
 from worker.cli.output import ago, emit, table, when
+from worker.discovery.booking_message import event_name
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.ops import OpsLog
 
@@ -91,25 +94,66 @@ def _outbox_list(args: argparse.Namespace) -> int:
     items = []
     for fid, score in rows:
         record = _record(str(fid), client.hgetall(keys.outbox(str(fid))))
-        items.append({**record, "next_attempt_at": score / 1000})
+        items.append({"kind": "file", **record, "next_attempt_at": score / 1000})
+    # The lifecycle's booking events wait in their own outbox (lc:outbox), published by the
+    # booking teller of every discovery worker that consumes query.
+    told = LifecycleKeys(ctx.settings.redis_key_prefix).outbox
+    for member, score in client.zrange(told, 0, args.limit - 1, withscores=True):
+        facts = json.loads(member)
+        items.append(
+            {
+                "kind": "booking",
+                "message_id": facts.get("message_id"),
+                "event": event_name(str(facts.get("state")), str(facts.get("code") or "")),
+                "told_at": float(facts.get("at") or 0) or None,
+                "next_attempt_at": score / 1000,
+                "room_id": facts.get("room_id") or None,
+                "booking_ids": [facts["booking_id"]] if facts.get("booking_id") else [],
+            }
+        )
 
     def human(entries: list[dict[str, Any]]) -> str:
         if not entries:
             return "outbox empty: every claimed message was published"
-        return table(
-            ["MESSAGE ID", "SOURCE", "CLAIMED", "NEXT ATTEMPT", "ROOM", "BOOKINGS"],
-            [
-                [
-                    e["message_id"],
-                    e["source"],
-                    ago(e["claimed_at"], now),
-                    ago(e["next_attempt_at"], now),
-                    e["room_id"],
-                    ", ".join(e["booking_ids"]) or "-",
-                ]
-                for e in entries
-            ],
-        )
+        files = [e for e in entries if e["kind"] == "file"]
+        told = [e for e in entries if e["kind"] == "booking"]
+        parts = []
+        if files:
+            parts.append(
+                table(
+                    ["MESSAGE ID", "SOURCE", "CLAIMED", "NEXT ATTEMPT", "ROOM", "BOOKINGS"],
+                    [
+                        [
+                            e["message_id"],
+                            e["source"],
+                            ago(e["claimed_at"], now),
+                            ago(e["next_attempt_at"], now),
+                            e["room_id"],
+                            ", ".join(e["booking_ids"]) or "-",
+                        ]
+                        for e in files
+                    ],
+                )
+            )
+        if told:
+            parts.append(
+                "booking events not yet published:\n"
+                + table(
+                    ["MESSAGE ID", "EVENT", "TOLD", "NEXT ATTEMPT", "ROOM", "BOOKING"],
+                    [
+                        [
+                            e["message_id"],
+                            e["event"],
+                            ago(e["told_at"], now),
+                            ago(e["next_attempt_at"], now),
+                            e["room_id"] or "-",
+                            ", ".join(e["booking_ids"]) or "-",
+                        ]
+                        for e in told
+                    ],
+                )
+            )
+        return "\n\n".join(parts)
 
     emit(args.json, items, human)
     return 0
@@ -174,7 +218,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("booking_id")
     p.set_defaults(handler=_files)
 
-    group = commands.add_parser("outbox", help="file messages claimed and not yet published")
+    group = commands.add_parser(
+        "outbox", help="file and booking messages claimed or told and not yet published"
+    )
     actions = group.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     p = actions.add_parser("list", parents=[common], help="unpublished messages, next first")
     p.add_argument("--limit", type=int, default=50)

@@ -3,9 +3,11 @@
 Checks, in order: settings, Redis (state), the Celery broker, the downstream broker, a signed
 test query reaching the vendor (through the global query budget, so it never trips the limit),
 which workers consume each queue (and whether messages wait on a queue nobody consumes, Celery's
-default ``celery`` included), whether callbacks need the token, and what is waiting longer than
-it should (the backlog). Each check is a plain function returning a :class:`Check`; any ``fail``
-makes the exit status 1, so a deployment script or a cron job notices.
+default ``celery`` included), whether callbacks need the token, whether callbacks have gone
+silent while polling keeps finding files, and what is waiting longer than it should (the
+backlog, booking events included). Each check is a plain function returning a
+:class:`Check`; any ``fail`` makes the exit status 1, so a deployment script or a cron job
+notices.
 """
 
 from __future__ import annotations
@@ -186,6 +188,34 @@ def check_callbacks(settings: Settings) -> Check:
     return Check("callbacks", OK, "callbacks must carry CALLBACK_TOKEN")
 
 
+def check_callback_silence(settings: Settings) -> Check:
+    """Whether files keep being found by polling while no vendor callback comes."""
+    from worker.discovery.keys import DiscoveryKeys
+    from worker.discovery.silence import CAUSES, CallbackSilence
+    from worker.redis import redis_from_url
+
+    if settings.callbacks_expected == "off":
+        return Check("silence", OK, "CALLBACKS_EXPECTED=off: not watched")
+    try:
+        status = CallbackSilence(
+            redis_from_url(settings.redis_url),
+            DiscoveryKeys(settings.redis_key_prefix),
+            silence_s=settings.callback_silence_s,
+            expected=True,
+        ).status()
+    except Exception as exc:
+        return Check("silence", SKIP, f"could not read: {type(exc).__name__}: {exc}")
+    if status.warned:
+        since = status.quiet_since or status.warned_at or time.time()
+        return Check(
+            "silence",
+            WARN,
+            f"no vendor callback for {time.time() - since:.0f}s while {status.quiet_files} "
+            f"file(s) were found only by polling: {CAUSES}",
+        )
+    return Check("silence", OK, f"{status.quiet_files} file(s) without callback lately")
+
+
 def check_backlog(settings: Settings) -> Check:
     """Late actions, dead letters and unpublished messages (worker/cli/backlog.py)."""
     from worker.cli.backlog import read_backlog
@@ -210,6 +240,7 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_vendor,
     check_workers,
     check_callbacks,
+    check_callback_silence,
     check_backlog,
 )
 

@@ -4,14 +4,22 @@ console's ``budget`` and ``doctor`` report. Read-only; every read is one pipelin
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
 from schedules.keys import LifecycleKeys
 from worker.discovery.keys import DiscoveryKeys
 
-__all__ = ["BOOKING_STATES", "Budget", "Snapshot", "read_budget", "read_snapshot"]
+__all__ = [
+    "BOOKING_STATES",
+    "BookingEvents",
+    "Budget",
+    "Snapshot",
+    "read_booking_events",
+    "read_budget",
+    "read_snapshot",
+]
 
 BOOKING_STATES = (
     "scheduled",
@@ -23,6 +31,20 @@ BOOKING_STATES = (
     "cancelled",
 )
 _SCAN_COUNT = 1000
+# Booking events whose age is read: few wait unless the downstream broker or the teller is down.
+_EVENT_SAMPLE = 200
+
+
+@dataclass(frozen=True)
+class BookingEvents:
+    """Booking events (``booking.v1``) told by the lifecycle and not yet published: how many,
+    and the age (s) of the oldest of the first :data:`_EVENT_SAMPLE` (None when none wait)."""
+
+    waiting: int
+    oldest_s: float | None
+
+    def older_than(self, seconds: float) -> bool:
+        return self.oldest_s is not None and self.oldest_s > seconds
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,9 @@ class Snapshot:
     dead_letters: int
     dead_letters_replayed: int
     callbacks: dict[str, int]
+    booking_events: BookingEvents = field(default_factory=lambda: BookingEvents(0, None))
+    #: The callback-silence warning is raised (``worker/discovery/silence.py``).
+    callback_silence: bool = False
 
 
 def read_budget(
@@ -78,6 +103,26 @@ def read_budget(
     return Budget(used, limit, window_s, next_free_s, waiting)
 
 
+def read_booking_events(client: redis.Redis, prefix: str, now: float) -> BookingEvents:
+    """Members of ``lc:outbox``: each is published and removed by a discovery worker's teller
+    within a second, so a member that stays says the publish keeps failing or no teller runs.
+    The zset is scored by the next publish attempt (a lease pushes it on), so the age is read
+    from each member's ``at`` (when the transition happened)."""
+    key = LifecycleKeys(prefix).outbox
+    pipe = client.pipeline(transaction=False)
+    pipe.zcard(key)
+    pipe.zrange(key, 0, _EVENT_SAMPLE - 1)
+    waiting, sample = pipe.execute()
+    told = []
+    for member in sample:
+        try:
+            told.append(float(json.loads(member)["at"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    oldest = max(0.0, now - min(told)) if told else None
+    return BookingEvents(int(waiting), oldest)
+
+
 def read_snapshot(client: redis.Redis, prefix: str, now: float) -> Snapshot:
     """Every gauge but the budget and the queues (see :func:`read_budget`, ``queues.py``)."""
     lc, disc = LifecycleKeys(prefix), DiscoveryKeys(prefix)
@@ -95,7 +140,8 @@ def read_snapshot(client: redis.Redis, prefix: str, now: float) -> Snapshot:
     pipe.zcard(disc.outbox_pending)
     pipe.hvals(lc.dl_entries)
     pipe.hmget(disc.stats, ["callback_accepted", "callback_rejected"])
-    first_due, outbox, letters, callbacks = pipe.execute()
+    pipe.hexists(disc.silence, "warned_ms")
+    first_due, outbox, letters, callbacks, silence = pipe.execute()
     replayed = sum(1 for raw in letters if json.loads(raw).get("replayed_at") is not None)
     return Snapshot(
         bookings=bookings,
@@ -104,6 +150,8 @@ def read_snapshot(client: redis.Redis, prefix: str, now: float) -> Snapshot:
         dead_letters=len(letters) - replayed,
         dead_letters_replayed=replayed,
         callbacks={"accepted": int(callbacks[0] or 0), "rejected": int(callbacks[1] or 0)},
+        booking_events=read_booking_events(client, prefix, now),
+        callback_silence=bool(silence),
     )
 
 

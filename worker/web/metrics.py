@@ -109,6 +109,23 @@ class DeploymentCollector:
             "File messages claimed and not yet confirmed published",
             value=snap.outbox_pending,
         )
+        yield GaugeMetricFamily(
+            "anyrtc_booking_events_pending",
+            "Booking events (booking.v1) told by the lifecycle and not yet published",
+            value=snap.booking_events.waiting,
+        )
+        if snap.booking_events.oldest_s is not None:
+            yield GaugeMetricFamily(
+                "anyrtc_booking_events_oldest_seconds",
+                "Age of the oldest booking event not yet published",
+                value=snap.booking_events.oldest_s,
+            )
+        yield GaugeMetricFamily(
+            "anyrtc_callback_silence",
+            "1 while files are found only by polling and no vendor callback came for "
+            "CALLBACK_SILENCE_S (see doctor), else 0",
+            value=int(snap.callback_silence and self.settings.callbacks_expected == "on"),
+        )
         letters = GaugeMetricFamily(
             "anyrtc_dead_letters", "Dead letters kept, by whether replayed", labels=["replayed"]
         )
