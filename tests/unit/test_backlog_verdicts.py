@@ -11,7 +11,7 @@ def test_a_clean_backlog_has_no_problems_and_a_summary() -> None:
     assert CLEAN.problems() == []
     assert CLEAN.summary() == (
         "late actions 0, expired leases 0, dead letters 0 (replayed 0), unpublished messages 0, "
-        "rejected callbacks 0"
+        "unpublished booking events 0, rejected callbacks 0"
     )
 
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from schedules.recording_log import RecordingSession
 from tests.support.readme import schema_example, schema_table
 from worker.anyrtc.models import CallbackPayload, VodFile
 from worker.discovery.booking_message import build_booking_message
 from worker.discovery.message import build_message
+from worker.discovery.missing_message import build_missing_message
 from worker.discovery.record import Observation, merge
 
 URL = "http://vod.anyrtc.cn:10090/tmix/S3EDRhaQo4pqUBO3a4Tu.mp4"
@@ -68,9 +70,26 @@ def _booking_messages() -> list[dict[str, Any]]:
     return [build_booking_message({**base, **facts}) for facts in (failed, recording)]
 
 
+def _missing_messages() -> list[dict[str, Any]]:
+    session = RecordingSession(
+        "r:1563445167500", "r", 1563445167.5, 1563448766.8, ("b-1",), '{"booking_id": "b-0"}'
+    )
+    bare = RecordingSession("r:1", "r", 1563445167.5, 1563448766.8)
+    lookup = {"at_ms": 1, "from_ms": 0, "to_ms": 1, "outcome": "no_file", "files_listed": 0}
+    refused = {**lookup, "outcome": "failed", "code": "281", "files_listed": None}
+    return [
+        build_missing_message(s, lk, missing_after_s=1020, detected_at_ms=2)
+        for s, lk in ((session, lookup), (bare, refused))
+    ]
+
+
 @pytest.mark.parametrize(
     ("schema", "built"),
-    [("recording.v1", _recording_messages), ("booking.v1", _booking_messages)],
+    [
+        ("recording.v1", _recording_messages),
+        ("booking.v1", _booking_messages),
+        ("recording.missing.v1", _missing_messages),
+    ],
 )
 def test_readme_table_and_example_are_what_the_code_builds(schema: str, built: Any) -> None:
     table = schema_table(schema)

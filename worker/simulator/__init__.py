@@ -15,6 +15,9 @@ Semantics decided where the guide is silent:
   injected faults and only admitted calls use budget.
 * A ``drop``, ``error`` or forced result on start/stop strikes *before* the room changes; a
   ``hang`` lets the call take effect and only delays the answer (the "did it happen?" case).
+* ``no_file_rooms``: the vendor confirms start and stop of these rooms and never produces a
+  file; ``silent_rooms``: their files are listed as usual, their callbacks never sent (each
+  journaled as ``fault: silent room``).
 * ``reset`` clears all state and returns the configuration to the one the simulator started
   with (so one test's faults never leak into the next), then applies the given changes.
 """
