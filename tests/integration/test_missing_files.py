@@ -190,3 +190,22 @@ def test_callback_silence_is_not_raised_when_callbacks_are_not_expected(h: Harne
     h.clock.advance(61)
     assert h.disc.silence.check() is False
     assert not h.disc.silence.status().warned
+
+
+def test_a_look_up_files_wait_on_runs_before_a_missing_sessions_look_up(h: Harness) -> None:
+    h.sim.configure(no_file_rooms=["room-p"])
+    h.record_ours("room-p")
+    h.clock.advance(MISSING_AFTER_S + 1)
+    assert list(h.disc.watch_loop.step()[0].values()) == ["lookup"]
+    now_ms = int(h.clock() * 1000)
+    h.disc.lookups.request("room-w", now_ms - 60_000, now_ms)
+    # One step at a time: the room a file waits on first, the missing session's after it.
+    assert h.disc.lookup_loop.step() == "room-w"
+    assert h.sim.journal("getVodInfoByRoomId")[-1]["params"]["roomId"] == "room-w"
+    [session] = h.log.for_room("room-p")
+    assert h.disc.lookup_loop.step() == session.session_id
+    assert [c["params"]["roomId"] for c in h.sim.journal("getVodInfoByRoomId")] == [
+        "room-w",
+        "room-p",
+    ]
+    assert h.disc.lookup_loop.step() is None
