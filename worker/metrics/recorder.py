@@ -18,10 +18,20 @@ from typing import Any
 
 import redis
 
+from worker.anyrtc import results
 from worker.discovery.message import ROUTING_KEYS
 from worker.metrics.keys import MetricsKeys
 
-__all__ = ["COUNTERS", "HISTOGRAMS", "CounterSpec", "HistogramSpec", "Metrics", "bucket_index"]
+__all__ = [
+    "COUNTERS",
+    "HISTOGRAMS",
+    "OTHER_CODE",
+    "CounterSpec",
+    "HistogramSpec",
+    "Metrics",
+    "bucket_index",
+    "code_label",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,26 @@ HISTOGRAMS: dict[str, HistogramSpec] = {
 }
 
 
+#: ``result`` strings of start/stop a ``code`` label may carry as they are.
+_KNOWN_RESULTS = frozenset(
+    getattr(results, name) for name in results.__all__ if name.isupper()
+)
+#: Anything else the vendor answers shares this label value.
+OTHER_CODE = "other"
+
+
+def code_label(code: str) -> str:
+    """The ``code`` label of a vendor call: a numeric code of the query endpoints, a start/stop
+    ``result`` string the product knows, ``""`` when there was no answer, else ``other``.
+
+    start/stop answer free text, and each distinct label value is a new time series for ever:
+    an unbounded label would let the vendor's wording grow every scrape without limit."""
+    numeric = code.isascii() and code.isdigit() and len(code) <= 4
+    if code == "" or code in _KNOWN_RESULTS or numeric:
+        return code
+    return OTHER_CODE
+
+
 def bucket_index(bounds: Sequence[float], value: float) -> int:
     """The bucket ``value`` falls in: the first bound >= value; ``len(bounds)`` is +Inf."""
     return bisect.bisect_left(bounds, value)
@@ -97,7 +127,7 @@ class Metrics:
         self._run(name, write)
 
     def vendor_call(self, endpoint: str, outcome: str, code: str) -> None:
-        self.count("vendor_calls", (endpoint, outcome, code))
+        self.count("vendor_calls", (endpoint, outcome, code_label(code)))
 
     def lateness(self, seconds: float) -> None:
         self.observe("action_lateness_seconds", max(seconds, 0.0))
