@@ -20,7 +20,8 @@ counts the messages. The ceiling is ``QUERY_RATE_LIMIT x POLL_PAGE_MAX`` files p
 
 Prints files delivered per minute over the whole drain (from the first query call to the last
 message, plus the one period the first window's calls had for free) and in steady state (the
-middle 80 % of the messages), each as a share of the ceiling, and the query calls by kind.
+middle 80 % of the messages), each as a share of the ceiling, and the query calls by kind
+(``--verbose``: every call, its time after the first and its window).
 """
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ def report_backlog(args: argparse.Namespace, journal: list[dict[str, Any]], cons
         f"{times[-1] - first_call:.1f} s + a period, first query call to last message")  # fmt: skip
     row("files/min steady", f"{steady:.0f} ({steady / ceiling:.1%}) over the middle 80 %")
     row("files per call", f"{len(times) / len(queries):.1f} (a page holds {args.page_max})")
+    if args.verbose:
+        for e in queries:
+            p, at_ms = e["params"], first_call * 1000
+            print(f"  {e['time'] - first_call:6.2f} {_kind(e):>12} "
+                  f"[{p['begTime'] - at_ms:9.0f}, {p['endTime'] - at_ms:6.0f}] ms "
+                  f"page {p.get('pageNum')} -> {e['code']}")  # fmt: skip
 
 
 def _kind(entry: dict[str, Any]) -> str:
