@@ -24,7 +24,9 @@ from schedules.recording_log import RecordingLog
 from tests.support.callbacks import callback_body
 from tests.support.waiting import wait_until
 from worker.anyrtc.client import AnyRTCClient
+from worker.discovery.grace import VENDOR_CLOCK_ALLOWANCE_MS
 from worker.discovery.keys import file_key_id, hash_tag
+from worker.discovery.record import Observation
 from worker.discovery.service import Discovery
 from worker.errors import BudgetExhausted
 
@@ -362,6 +364,91 @@ def test_a_wait_that_is_over_is_delivered_by_the_resume_loop_between_polls(h: Ha
     h.disc.resume_loop.step()
     ((body, _),) = h.consume(expect=1)
     assert body["message_id"] == file_key_id(file["download_url"]) and body["source"] == "poll"
+
+
+def _watermark_before(h: Harness, seconds_ago: float) -> None:
+    """As a poll that ran ``seconds_ago`` left it: the next poll lists everything since."""
+    h.redis.set(h.disc.keys.poll_watermark, int((time.time() - seconds_ago) * 1000))
+
+
+def test_a_file_uploaded_long_before_the_poll_found_it_goes_out_without_waiting(
+    h: Harness,
+) -> None:
+    # Discovery was down while "old-room"'s file was uploaded, transcoded and called back (the
+    # callback lost): uploaded longer ago than EXPECTED_TRANSCODE_S, the vendor's clock
+    # allowance and the grace, its callback is overdue. "new-room"'s file is fresh: it waits.
+    grace = _grace(h)
+    now = time.time()
+    old_age = h.settings.expected_transcode_s + VENDOR_CLOCK_ALLOWANCE_MS / 1000 + grace + 5
+    h.sim.record("old-room", now - old_age - 60, now - old_age)
+    h.log.started("old-room", now - old_age - 60, ["bk-old"])
+    h.log.stopped("old-room", now - old_age)
+    h.record_ours("new-room", bookings=("bk-new",))
+    old, new = (h.sim_files(room)[0] for room in ("old-room", "new-room"))
+    h.visible(2, final=True)
+    _watermark_before(h, old_age + 10)
+    h.disc.poller.run("t1")
+    ((body, _),) = h.consume(expect=1)  # at once, with no sweep and no clock moved
+    assert body["download_url"] == old["download_url"] and body["source"] == "poll"
+    assert body["room_id"] == "old-room" and body["booking_id"] == "bk-old"
+    new_fid = file_key_id(new["download_url"])
+    assert h.redis.zrange(h.disc.keys.awaiting, 0, -1) == [new_fid]
+    # The fresh one waits the whole grace from when the poll saw it.
+    seen_ms = int(h.disc.registry.get(new_fid)["final_seen_ms"])
+    assert h.redis.zscore(h.disc.keys.awaiting, new_fid) == seen_ms + grace * 1000
+    h.clock.advance(grace)
+    assert h.disc.sweeper.run().delivered == [new_fid]
+
+
+def test_a_listed_upload_time_in_the_future_waits_the_whole_grace(h: Harness) -> None:
+    # The vendor's clock runs an hour ahead of ours: the stamp must not shorten the wait.
+    grace = _grace(h)
+    h.record_ours("ahead", bookings=("bk-a",))
+    (file,) = h.visible(1, final=True)
+    seen_ms = int(h.clock() * 1000)
+    listed = Observation(
+        identity=file["download_url"],
+        download_url=file["download_url"],
+        source="poll",
+        seen_ms=seen_ms,
+        status=2,
+        start_time=int(file["start_time"]),
+        end_time=int(file["end_time"]),
+        upload_ms=seen_ms + 3_600_000,
+    )
+    assert h.disc.settler.sighted(listed) == "awaiting-callback"
+    fid = file_key_id(file["download_url"])
+    assert h.redis.zscore(h.disc.keys.awaiting, fid) == seen_ms + grace * 1000
+    h.clock.advance(grace * 0.9)
+    assert h.disc.sweeper.run().delivered == []
+    h.clock.advance(grace * 0.1)
+    assert h.disc.sweeper.run().delivered == [fid]
+
+
+def test_a_head_page_of_new_uploads_only_is_not_listed_again_by_the_fresh_stage(
+    h: Harness,
+) -> None:
+    h.sim.configure(rate_limit=50)
+    h.disc.limiter.limit = 50
+    h.disc.poller.page_max = 3
+    now = time.time()
+    for i in range(7):
+        h.sim.record(f"auto-{i}", now - 30, now - 20)
+    h.visible(7, final=True)
+    _watermark_before(h, 40)  # nothing in the overlap before it
+    result = h.disc.poller.run("t1")
+    assert (result.pages, result.stages, result.files) == (3, ["head", "fresh", "fresh"], 7)
+    pages = [c["params"]["pageNum"] for c in h.sim.journal("getVodListByTime")]
+    assert pages == [1, 2, 3]
+    # With a file in the overlap, the head page is not the fresh region's page 1: all of it.
+    h.sim.record("auto-early", now - 70, now - 50)
+    h.sim.record("auto-late", now - 10, now - 5)
+    h.visible(9, final=True)
+    _watermark_before(h, 40)
+    second = h.disc.poller.run("t2")
+    assert second.stages[:4] == ["head", "fresh", "fresh", "fresh"]
+    fresh_pages = [c["params"]["pageNum"] for c in h.sim.journal("getVodListByTime")[4:7]]
+    assert fresh_pages == [1, 2, 3]
 
 
 def test_rooms_that_correlation_cannot_tell_apart_are_looked_up(h: Harness) -> None:

@@ -9,7 +9,12 @@ Each poll run lists, within the budget:
 2. ``fresh``: otherwise every page of ``[watermark, now]``, where new uploads are; but only once
    that region is at least one typical transcode time old. New uploads are not final before
    that, so listing them earlier would only mean listing them again later: the poll ends
-   ("deferred") and the watermark stays where it is, so nothing is skipped.
+   ("deferred") and the watermark stays where it is, so nothing is skipped. When every file of
+   the head page was uploaded since the watermark, that page is also page 1 of this region
+   (the vendor lists by upload time, the simulator oldest first, the guide's example newest
+   first: either way no older file sorts among them), so ``fresh`` starts at page 2 and a
+   backlog's drain saves a call; were the order anything else, ``rest`` below still lists
+   whatever ``fresh`` missed.
 3. ``rest``: if files are still unseen after that, they are late uploads inside the overlap:
    pages 2.. of the whole window.
 4. ``follow``: non-final files whose re-list is due (and that this run has not listed yet), in
@@ -100,7 +105,8 @@ def next_stage(cursor: PollCursor, page: VodPage | None, registry: FileRegistry)
             return replace(cursor, stage="rest", page=2, total=total)
         if cursor.end_ms - cursor.fresh_ms < registry.typical_transcode_ms():
             return replace(cursor, stage="follow", page=1, total=total, deferred=True)
-        return replace(cursor, stage="fresh", page=1, total=total)
+        first = 2 if _all_uploaded_since(page, cursor.fresh_ms) else 1
+        return replace(cursor, stage="fresh", page=first, total=total)
     if more:
         return replace(cursor, page=cursor.page + 1)
     if cursor.stage == "fresh":
@@ -113,6 +119,13 @@ def next_stage(cursor: PollCursor, page: VodPage | None, registry: FileRegistry)
     if cursor.follow is None or cursor.segment + 1 >= len(cursor.follow) or page is None:
         return replace(cursor, stage="done")
     return replace(cursor, segment=cursor.segment + 1, page=1)
+
+
+def _all_uploaded_since(page: VodPage, since_ms: int) -> bool:
+    """Whether every file of ``page`` has an upload time (as listed) at or after ``since_ms``."""
+    return bool(page.files) and all(
+        f.upload_timestamp_ms is not None and f.upload_timestamp_ms >= since_ms for f in page.files
+    )
 
 
 def _all_seen(cursor: PollCursor, total: int, registry: FileRegistry) -> bool:

@@ -118,6 +118,7 @@ class Discovery:
             self.ops,
             callback_grace_ms=int(settings.callback_grace * 1000),
             lookup_deadline_ms=expected_ms,
+            transcode_bound_ms=expected_ms,
             clock=clock,
         )
         self.poller = Poller(

@@ -5,9 +5,10 @@
   priority) until the look-ups name its room, or every candidate was looked up and none had
   it, or the look-up deadline passed.
 * Final without its callback (found by poll or look-up): waits until ``callback_grace`` after it
-  was first seen final for the callback, the only source of ``type``, ``file_name``,
-  ``user_id`` and ``media_type`` (and the room of a room this product never started); then
-  delivered with what is known. The callback, when it comes, delivers it.
+  became final (as bounded in :mod:`worker.discovery.grace`: from when we first saw it final,
+  or earlier for a file uploaded long ago) for the callback, the only source of ``type``,
+  ``file_name``, ``user_id`` and ``media_type`` (and the room of a room this product never
+  started); then delivered with what is known. The callback, when it comes, delivers it.
 * Final with its callback, or its wait over: delivered now.
 
 Every wait is a member of ``await`` scored by its deadline; the sweep delivers what is overdue.
@@ -25,6 +26,7 @@ import redis
 
 from worker.discovery.correlate import Correlator
 from worker.discovery.fanout import FanOut
+from worker.discovery.grace import callback_deadline_ms
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.lookups import RoomLookups
 from worker.discovery.message import build_message
@@ -58,6 +60,7 @@ class Settler:
         *,
         callback_grace_ms: int,
         lookup_deadline_ms: int,
+        transcode_bound_ms: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -69,6 +72,7 @@ class Settler:
         self.ops = ops
         self.callback_grace_ms = callback_grace_ms
         self.lookup_deadline_ms = lookup_deadline_ms
+        self.transcode_bound_ms = transcode_bound_ms
         self.clock = clock
 
     def sighted(self, obs: Observation) -> str:
@@ -103,7 +107,12 @@ class Settler:
             self._request_lookups(fid, record, remaining)
             self.client.zadd(self.keys.awaiting, {fid: now + self.lookup_deadline_ms}, nx=True)
             return "awaiting-lookup"
-        callback_deadline = int(record.get("final_seen_ms") or now) + self.callback_grace_ms
+        callback_deadline = callback_deadline_ms(
+            record,
+            grace_ms=self.callback_grace_ms,
+            transcode_ms=self.transcode_bound_ms,
+            now_ms=now,
+        )
         if not give_up and not has_callback(record) and now < callback_deadline:
             # lt: a deadline only ever moves earlier (a look-up wait's later one gives way to the
             # grace's), so repeated sightings never extend the wait.
