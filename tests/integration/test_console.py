@@ -15,6 +15,7 @@ import redis
 
 from config.settings import get_settings
 from schedules import Lifecycle, schedule
+from schedules.layout import FIELDS
 from worker.discovery.fanout import Outbox
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import SlidingWindowLimiter
@@ -79,7 +80,8 @@ def test_show_says_a_vendor_error_once(ctx: Lifecycle, redis_client: redis.Redis
     start = time.time() + 60
     schedule(ctx, booking_id="v1", room_id="rv", start_at=start, end_at=start + 60)
     reply = "bad parameter: ArRoomID"
-    redis_client.hset(ctx.keys.booking("v1"), mapping={"code": reply, "message": reply})
+    fields = {FIELDS["code"]: reply, FIELDS["message"]: reply}
+    redis_client.hset(ctx.keys.booking("v1"), mapping=fields)
     code, out, _ = console("show", "v1")
     assert code == 0 and f"{reply}: {reply}" not in out and reply in out
 

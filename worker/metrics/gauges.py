@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import redis
 
 from schedules.keys import LifecycleKeys
+from schedules.layout import STATE_FIELD
 from worker.discovery.keys import DiscoveryKeys
 
 __all__ = ["BOOKING_STATES", "Budget", "Snapshot", "read_budget", "read_snapshot"]
@@ -112,7 +113,7 @@ def _count_states(client: redis.Redis, keys: list[str], into: dict[str, int]) ->
         return
     pipe = client.pipeline(transaction=False)
     for key in keys:
-        pipe.hget(key, "state")
+        pipe.hget(key, STATE_FIELD)
     for state in pipe.execute():
         if state:
             into[str(state)] = into.get(str(state), 0) + 1
