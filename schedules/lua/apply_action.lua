@@ -65,8 +65,7 @@ local function fail(code, message, reason, letter)
     last_message = last[2] or cjson.null}))
   set_state('failed', reason)
   dead_letter(ctx, K_DL_SEQ, K_DL_ENTRIES, K_DL_INDEX, {request = booking_request(b, bid),
-    booking_id = bid,
-    room_id = room_id, error = code, code = code, message = letter})
+    booking_id = bid, room_id = room_id, error = code, code = code, message = letter})
 end
 
 local function call(op_kind, params)
