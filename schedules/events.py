@@ -129,7 +129,7 @@ def _apply_window(
         lead_s=lead_s,
         tail_s=ctx.settings.window_tail_s,
         params=request.params(),
-        kwargs=kwargs,
+        request={"task": event.task, "kwargs": kwargs},
         source=source,
     )
     return {"booking_id": request.booking_id, **result.as_dict()}

@@ -88,13 +88,15 @@ class LifecycleStore:
         lead_s: float = 0.0,
         tail_s: float = 0.0,
         params: dict[str, Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
+        request: dict[str, Any] | None = None,
         source: str = "",
     ) -> EventResult:
         """Apply schedule/start (window given) or cancel/stop to one booking, atomically.
 
-        ``kwargs`` is a schedule's or start's event as received: only what the stored fields do
-        not give back is kept (:func:`schedules.layout.raw_kwargs`), for replays and messages.
+        ``request`` is a schedule's or start's event as received, ``{"task", "kwargs"}``: only
+        the keyword arguments the stored fields do not give back are kept
+        (:func:`schedules.layout.raw_kwargs`), for replays and messages; without ``kwargs`` the
+        request is rebuilt from the stored fields alone.
         """
         if mode not in ("schedule", "start", "cancel", "stop"):
             raise ValueError(f"unknown event mode {mode!r}")
@@ -103,10 +105,11 @@ class LifecycleStore:
             raise ValueError(f"{mode} needs room_id, start_at and end_at")
         k = self.keys
         raw: dict[str, str] = {}
-        if windowed:
+        received = (request or {}).get("kwargs")
+        if windowed and received is not None:
             raw = raw_kwargs(
                 mode,
-                kwargs or {},
+                received,
                 booking_id=booking_id,
                 room_id=room_id,
                 start_at=start_at,

@@ -76,13 +76,7 @@ def _schedule(
         start_at=start,
         end_at=end,
         params={"user_data": None},
-        kwargs={
-            "booking_id": booking_id,
-            "room_id": room,
-            "start_at": start,
-            "end_at": end,
-            "updated_at": updated_at,
-        },
+        request={"task": "recordings.schedule", "kwargs": {"booking_id": booking_id}},
     )
 
 
