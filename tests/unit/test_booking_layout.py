@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from anyrtc_recorder_client.contract import SCHEDULE, START
 from schedules.layout import REQUEST_KWARGS, num_text, params_text, raw_kwargs
+from schedules.migrate import compact_fields
 
 LIB = Path(__file__).resolve().parents[2] / "worker" / "lua" / "lib.lua"
 
@@ -95,3 +96,26 @@ def test_params_leave_out_what_is_not_set() -> None:
     assert params_text(dict.fromkeys(PARAMS)) == ""
     both = {"path": "a/b", "user_data": "x"}
     assert json.loads(params_text(both)) == both
+
+
+def test_an_old_recording_booking_keeps_every_field_under_its_short_name() -> None:
+    old = {
+        "booking_id": "b1", "room_id": "r1", "start_at": "1796745600.0",
+        "end_at": "1796749200.0", "start_due": "1796745600.0", "stop_due": "1796749200.0",
+        "params": '{"name_rule":null,"path":null,"room_type":null,"user_data":"x"}',
+        "request": json.dumps({"task": "recordings.schedule", "kwargs": {
+            "booking_id": "b1", "room_id": "r1", "start_at": 1796745600.0,
+            "end_at": 1796749200.0, "user_data": "x", "name_rule": None, "path": None,
+            "room_type": None, "updated_at": None}}),
+        "changed_at": "1796745600", "reason": "vendor: ok", "code": "", "message": "",
+        "created_at": "1796634000", "updated_at": "", "seq": "2", "next": "stop:b1:2",
+        "next_at": "1796749200", "state": "recording", "ending": "", "final": "",
+        "recorded": "1", "rec_started_at": "1796745600", "rec_stopped_at": "", "tried": "",
+        "held_room": "r1", "told": "1",
+    }  # fmt: skip
+    assert compact_fields("b1", old) == {
+        "rm": "r1", "sa": "1796745600", "ea": "1796749200", "sd": "1796745600",
+        "ed": "1796749200", "pa": '{"user_data":"x"}', "ch": "1796745600", "rs": "vendor: ok",
+        "ca": "1796634000", "sq": "2", "nx": "stop", "na": "1796749200", "st": "recording",
+        "rc": "1", "ra": "1796745600", "hr": "r1", "tl": "1",
+    }  # fmt: skip
