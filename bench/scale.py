@@ -6,6 +6,7 @@ Prints, through the same code path as ``recordings.schedule`` (``schedules.event
 - the schedule rate (events per second, one client, one after the other);
 - the empty dispatcher tick (nothing due) at N pending: median and max of 200 ticks;
 - the tick that claims 1,000 actions due at the same second;
+- what one booking costs (MEMORY USAGE of its keys) and the due set per pending action;
 - memory per booking after those 1,000 started (the simulator answers at once) and after they
   stopped and left their histories.
 
@@ -31,6 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -82,6 +84,20 @@ def own_redis() -> Iterator[redis.Redis]:
 
 def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
+
+
+def costs(client: redis.Redis, ctx: Any, booking_id: str) -> str:
+    """MEMORY USAGE of one booking's keys (hash and history), with the hash's encoding."""
+    hash_key, hist_key = ctx.keys.booking(booking_id), ctx.keys.bhist(booking_id)
+    size = client.memory_usage(hash_key, samples=0) or 0
+    encoding, fields = client.object("encoding", hash_key), client.hlen(hash_key)
+    parts = [f"booking hash {size:,} B ({encoding}, {fields} fields)"]
+    if client.exists(hist_key):
+        parts.append(f"history {client.memory_usage(hist_key, samples=0) or 0:,} B "
+                     f"({client.llen(hist_key)} entries)")  # fmt: skip
+    else:
+        parts.append("no history list")
+    return ", ".join(parts)
 
 
 def percentile_ms(samples: list[float], q: float) -> float:
@@ -137,6 +153,10 @@ def main() -> None:
         print(f"memory               {pending / n:,.0f} B per pending booking "
               f"({pending / 2**20:,.1f} MiB in all)")  # fmt: skip
         print(f"schedule rate        {n / elapsed:,.0f} events/s ({elapsed:.1f} s)")
+        print(f"keys                 {client.dbsize():,} in all; {costs(client, ctx, 'booking-7')}")
+        due_cost = client.memory_usage(ctx.keys.due, samples=0) or 0
+        print(f"due zset             {due_cost / max(1, client.zcard(ctx.keys.due)):,.0f} B "
+              f"per pending action ({client.object('encoding', ctx.keys.due)})")  # fmt: skip
 
         published: list[str] = []
 
@@ -178,6 +198,9 @@ def main() -> None:
         done = used_memory(client) - before
         print(f"after they stopped   {done / (n + HERD):,.0f} B per booking "
               f"({stopped:,} of {HERD:,} stopped)")  # fmt: skip
+        days = ctx.store.retention_s // 86400
+        print(f"a stopped booking    {costs(client, ctx, herd[7])} (kept {days} days, "
+              f"history trimmed to {ctx.store.history_max} entries)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ key (after ``{<prefix>}:``)       type    content
 ================================  ======  =====================================================
 ``lc:due``                        zset    pending actions, scored by due time (epoch s)
 ``lc:inflight``                   zset    claimed actions, scored by lease deadline (epoch s)
-``lc:booking:<booking_id>``       hash    one booking: window, params, state, next action
-``lc:bhist:<booking_id>``         list    the booking's history (JSON entries, oldest first)
+``lc:b:<booking_id>``             hash    one booking: window, params, state, next action (short
+                                          fields, see ``schedules/layout.py``)
+``lc:bh:<booking_id>``            list    the booking's history (JSON entries, oldest first;
+                                          none until the booking's second event)
 ``lc:room:<room_id>``             hash    one room: state, current vendor operation, call guard
 ``lc:rhold:<room_id>``            set     bookings holding the room's recording
 ``lc:rrel:<room_id>``             set     bookings released and waiting for the room's stop
@@ -115,10 +117,10 @@ class LifecycleKeys:
         return self.base + "dl:index"
 
     def booking(self, booking_id: str) -> str:
-        return self.base + "booking:" + booking_id
+        return self.base + "b:" + booking_id
 
     def bhist(self, booking_id: str) -> str:
-        return self.base + "bhist:" + booking_id
+        return self.base + "bh:" + booking_id
 
     def room(self, room_id: str) -> str:
         return self.base + "room:" + room_id

@@ -14,12 +14,8 @@ to ``scheduled``; a schedule after a final state starts it afresh.
 Room: ``idle`` → ``starting`` → ``recording`` → ``stopping`` → ``idle``; a failed start or stop
 returns it to ``idle``.
 
-Booking hash fields (``lc:booking:<id>``): booking_id, room_id, start_at, end_at, start_due,
-stop_due (epoch s), params (JSON: user_data, name_rule, path, room_type), request (JSON: the
-task and kwargs to replay), updated_at, state, reason, code/message (last vendor failure),
-seq (action counter), next/next_at (the one pending action), ending ("", cancel, stop,
-restart: what the pending stop does), held_room, final (state after the room's stop),
-recorded ("1" once a confirmed recording covered it), created_at, changed_at.
+A booking is stored in the hash ``lc:b:<id>`` with short fields (``schedules/layout.py`` lists
+them); :class:`BookingView` gives them their long names.
 
 Room hash fields (``lc:room:<id>``): room_id, state, since, op_seq, op_id, op_kind,
 op_started_at, op_by, call_token/call_deadline (the open vendor call attempt), attempts,
@@ -35,6 +31,7 @@ from typing import Any
 import redis
 
 from schedules.keys import LifecycleKeys
+from schedules.layout import PARAM_NAMES, first_entry, next_action
 
 __all__ = [
     "FINAL_STATES",
@@ -73,25 +70,26 @@ class BookingView:
     changed_at: float | None = None
 
     @classmethod
-    def from_hash(cls, data: dict[str, str]) -> BookingView:
+    def from_hash(cls, booking_id: str, data: dict[str, str]) -> BookingView:
+        """The booking ``booking_id`` from its stored hash (short fields, see layout.py)."""
         return cls(
-            booking_id=data.get("booking_id", ""),
-            room_id=data.get("room_id", ""),
-            state=data.get("state", ""),
-            start_at=_float(data.get("start_at")),
-            end_at=_float(data.get("end_at")),
-            start_due=_float(data.get("start_due")),
-            stop_due=_float(data.get("stop_due")),
-            next_action=data.get("next", ""),
-            next_at=_float(data.get("next_at")),
-            updated_at=_float(data.get("updated_at")),
-            reason=data.get("reason", ""),
-            code=data.get("code", ""),
-            message=data.get("message", ""),
-            held_room=data.get("held_room", ""),
-            params=json.loads(data.get("params") or "{}"),
-            created_at=_float(data.get("created_at")),
-            changed_at=_float(data.get("changed_at")),
+            booking_id=booking_id,
+            room_id=data.get("rm", ""),
+            state=data.get("st", ""),
+            start_at=_float(data.get("sa")),
+            end_at=_float(data.get("ea")),
+            start_due=_float(data.get("sd")),
+            stop_due=_float(data.get("ed")),
+            next_action=next_action(data, booking_id),
+            next_at=_float(data.get("na")),
+            updated_at=_float(data.get("ua")),
+            reason=data.get("rs", ""),
+            code=data.get("cd", ""),
+            message=data.get("ms", ""),
+            held_room=data.get("hr", ""),
+            params=dict.fromkeys(PARAM_NAMES) | json.loads(data.get("pa") or "{}"),
+            created_at=_float(data.get("ca")),
+            changed_at=_float(data.get("ch")),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,11 +125,21 @@ class StateReader:
 
     def booking(self, booking_id: str) -> BookingView | None:
         data = self.r.hgetall(self.keys.booking(booking_id))
-        return BookingView.from_hash(data) if data else None
+        return BookingView.from_hash(booking_id, data) if data else None
 
     def history(self, booking_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        """The booking's history, oldest first (at most the newest ``limit`` entries)."""
-        return [json.loads(e) for e in self.r.lrange(self.keys.bhist(booking_id), -limit, -1)]
+        """The booking's history, oldest first (at most the newest ``limit`` entries).
+
+        A booking not touched since it was scheduled has no history list yet: its one entry is
+        built from its hash (:func:`schedules.layout.first_entry`), read in the same step.
+        """
+        pipe = self.r.pipeline(transaction=True)
+        pipe.lrange(self.keys.bhist(booking_id), -limit, -1)
+        pipe.hgetall(self.keys.booking(booking_id))
+        listed, data = pipe.execute()
+        entries = [json.loads(e) for e in listed]
+        first = first_entry(data, booking_id) if limit > 0 else None
+        return [first, *entries][-limit:] if first is not None else entries
 
     def room(self, room_id: str) -> RoomView | None:
         data = self.r.hgetall(self.keys.room(room_id))

@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 from schedules.keys import LifecycleKeys, parse_action
+from schedules.layout import num_text, params_text, raw_kwargs
 from schedules.outcomes import ActionResult, CallGrant, Claim, EventResult, Settlement
 from worker.redis import ScriptSet, scripts_for
 
@@ -47,7 +48,7 @@ class KeysMoved(RuntimeError):
 
 
 def _num(value: float) -> str:
-    return repr(float(value))
+    return num_text(value)
 
 
 def _json(value: Any) -> str:
@@ -90,13 +91,32 @@ class LifecycleStore:
         request: dict[str, Any] | None = None,
         source: str = "",
     ) -> EventResult:
-        """Apply schedule/start (window given) or cancel/stop to one booking, atomically."""
+        """Apply schedule/start (window given) or cancel/stop to one booking, atomically.
+
+        ``request`` is a schedule's or start's event as received, ``{"task", "kwargs"}``: only
+        the keyword arguments the stored fields do not give back are kept
+        (:func:`schedules.layout.raw_kwargs`), for replays and messages; without ``kwargs`` the
+        request is rebuilt from the stored fields alone.
+        """
         if mode not in ("schedule", "start", "cancel", "stop"):
             raise ValueError(f"unknown event mode {mode!r}")
         windowed = mode in ("schedule", "start")
         if windowed and (start_at is None or end_at is None or not room_id):
             raise ValueError(f"{mode} needs room_id, start_at and end_at")
         k = self.keys
+        raw: dict[str, str] = {}
+        received = (request or {}).get("kwargs")
+        if windowed and received is not None:
+            raw = raw_kwargs(
+                mode,
+                received,
+                booking_id=booking_id,
+                room_id=room_id,
+                start_at=start_at,
+                end_at=end_at,
+                updated_at=updated_at,
+                params=params or {},
+            )
         argv = [
             mode,
             booking_id,
@@ -107,8 +127,8 @@ class LifecycleStore:
             _num(end_at) if windowed else "",
             _num(start_at - lead_s) if windowed else "",  # type: ignore[operator]
             _num(end_at + tail_s) if windowed else "",  # type: ignore[operator]
-            _json(params or {}),
-            _json(request or {}),
+            params_text(params or {}),
+            _json(raw),
             self.retention_s,
             self.history_max,
             source,
@@ -146,7 +166,7 @@ class LifecycleStore:
             raise ValueError(f"{action_id} is a room operation; use begin_call")
         k = self.keys
         booking_key = k.booking(ref.subject)
-        room_field = "room_id" if ref.kind == "start" else "held_room"
+        room_field = "rm" if ref.kind == "start" else "hr"
         argv = [action_id, _num(now), _num(lease_s), token, self.retention_s, self.history_max]
         for _ in range(MOVED_TRIES):
             room_id = self.r.hget(booking_key, room_field) or ""

@@ -17,8 +17,8 @@
 -- ARGV[3]  lease_s      lease of a vendor call attempt / of the operation in KEYS[4]
 -- ARGV[4]  call_token   unique id of the caller's call attempt
 -- ARGV[5]  retention_s  ARGV[6] history_max
--- ARGV[7]  room_id      the room the caller read from the booking hash (its room_id for a
---          start, its held_room for a stop), whose keys are KEYS[9..12]
+-- ARGV[7]  room_id      the room the caller read from the booking hash (its room, field rm,
+--          for a start, its held room, field hr, for a stop), whose keys are KEYS[9..12]
 --
 -- Returns one of
 --   {'moved'}                 the booking's room is not ARGV[7] (any more): nothing written;
@@ -41,13 +41,14 @@ local K_ROOM, K_RHOLD, K_RREL, K_RHIST = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_OUTBOX = KEYS[13]
 
 local b = hgetall(K_BOOKING)
-if (b.next or '') ~= aid then return {'stale', 'not the current action'} end
-if tonumber(b.next_at) > now then return {'early', b.next_at} end
-local bid = b.booking_id
+local bid = action_subject(aid)
+if next_action(b, bid) ~= aid then return {'stale', 'not the current action'} end
+if tonumber(b.na) > now then return {'early', b.na} end
 local kind = string.sub(aid, 1, string.find(aid, ':', 1, true) - 1)
-local room_id = b.room_id or ''
-if kind == 'stop' then room_id = b.held_room or '' end
+local room_id = b.rm or ''
+if kind == 'stop' then room_id = b.hr or '' end
 if room_id ~= ARGV[7] then return {'moved'} end
+first_note(b, K_BOOKING, K_BHIST, bid)
 
 local function set_state(state, reason)
   booking_state(ctx, K_BOOKING, K_BHIST, K_ACTIVE, K_OUTBOX, bid, state, reason,
@@ -59,12 +60,12 @@ end
 -- the room's last vendor error, if any, is kept with it.
 local function fail(code, message, reason, letter)
   local last = redis.call('HMGET', K_ROOM, 'last_code', 'last_message')
-  redis.call('HSET', K_BOOKING, 'code', code, 'message', message, 'tried', cjson.encode({
+  bput(K_BOOKING, 'cd', code, 'ms', message, 'tr', cjson.encode({
     call = cjson.null, attempts = 0, last_code = last[1] or cjson.null,
     last_message = last[2] or cjson.null}))
   set_state('failed', reason)
-  dead_letter(ctx, K_DL_SEQ, K_DL_ENTRIES, K_DL_INDEX, {request = b.request, booking_id = bid,
-    room_id = room_id, error = code, code = code, message = letter})
+  dead_letter(ctx, K_DL_SEQ, K_DL_ENTRIES, K_DL_INDEX, {request = booking_request(b, bid),
+    booking_id = bid, room_id = room_id, error = code, code = code, message = letter})
 end
 
 local function call(op_kind, params)
@@ -75,23 +76,22 @@ end
 
 if kind == 'start' then
   redis.call('ZREM', K_INFLIGHT, aid)
-  if tonumber(b.stop_due) <= now then
-    redis.call('HSET', K_BOOKING, 'next', '', 'next_at', '')
+  if tonumber(b.ed) <= now then
+    bput(K_BOOKING, 'nx', '', 'na', '')
     local why = 'the window ended before its start could be made'
     fail('missed', why, 'missed: ' .. why, why ..
       ' (workers or dispatcher down for the whole window?)')
     return {'missed'}
   end
   redis.call('SADD', K_RHOLD, bid)
-  local seq = tonumber(b.seq) + 1
+  local seq = tonumber(b.sq) + 1
   local stop_id = 'stop:' .. bid .. ':' .. seq
-  redis.call('ZADD', K_DUE, b.stop_due, stop_id)
-  redis.call('ZADD', K_ACTIVE, b.stop_due, bid)
-  redis.call('HSET', K_BOOKING, 'seq', seq, 'next', stop_id, 'next_at', b.stop_due,
-    'held_room', room_id, 'recorded', '')
+  redis.call('ZADD', K_DUE, b.ed, stop_id)
+  redis.call('ZADD', K_ACTIVE, b.ed, bid)
+  bput(K_BOOKING, 'sq', seq, 'nx', 'stop', 'na', b.ed, 'hr', room_id, 'rc', '')
   local rstate = redis.call('HGET', K_ROOM, 'state') or 'idle'
   if rstate == 'recording' then
-    redis.call('HSET', K_BOOKING, 'recorded', '1')
+    redis.call('HSET', K_BOOKING, 'rc', '1')
     set_state('recording', 'joined the running recording of the room (no vendor call)')
     room_note(ctx, K_RHIST, {event = 'joined', booking_id = bid})
     return {'joined', room_id}
@@ -100,28 +100,28 @@ if kind == 'start' then
     return {'waiting', rstate}
   end
   set_state('starting')
-  return call('start', b.params or '{}')
+  return call('start', b.pa or '{}')
 end
 
 -- stop
 redis.call('ZREM', K_INFLIGHT, aid)
-local ending = b.ending or ''
+local ending = b.en or ''
 local after = 'stopped'
 if ending == 'cancel' then after = 'cancelled' end
 if ending == 'restart' then
-  local seq = tonumber(b.seq) + 1
+  local seq = tonumber(b.sq) + 1
   local start_id = 'start:' .. bid .. ':' .. seq
-  local at = math.max(tonumber(b.start_due), now)
+  local at = math.max(tonumber(b.sd), now)
   redis.call('ZADD', K_DUE, at, start_id)
-  redis.call('HSET', K_BOOKING, 'seq', seq, 'next', start_id, 'next_at', at)
+  redis.call('HSET', K_BOOKING, 'sq', seq, 'nx', 'start', 'na', at)
   redis.call('ZREM', K_ACTIVE, bid)
   after = 'scheduled'
 else
-  redis.call('HSET', K_BOOKING, 'next', '', 'next_at', '')
+  bput(K_BOOKING, 'nx', '', 'na', '')
 end
-redis.call('HSET', K_BOOKING, 'ending', '', 'held_room', '')
+bput(K_BOOKING, 'en', '', 'hr', '')
 redis.call('SREM', K_RHOLD, bid)
-local never = after == 'stopped' and b.recorded ~= '1'
+local never = after == 'stopped' and b.rc ~= '1'
 
 local holders = redis.call('SCARD', K_RHOLD)
 local rstate = redis.call('HGET', K_ROOM, 'state') or 'idle'
@@ -142,7 +142,7 @@ end
 if after == 'scheduled' then
   set_state('scheduled', 'released; starting again at the new window')
 else
-  redis.call('HSET', K_BOOKING, 'final', after)
+  redis.call('HSET', K_BOOKING, 'fi', after)
   redis.call('SADD', K_RREL, bid)
   set_state('stopping')
 end

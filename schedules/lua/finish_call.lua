@@ -99,16 +99,17 @@ local function bstate(id, state, reason, extra)
 end
 
 local function fail_booking(id, reason)
-  local nxt = bget(id, 'next') or ''
+  local b = hgetall(given[id].booking)
+  local nxt = next_action(b, id)
   if nxt ~= '' then
     redis.call('ZREM', K_DUE, nxt)
     redis.call('ZREM', K_INFLIGHT, nxt)
   end
-  redis.call('HSET', given[id].booking, 'next', '', 'next_at', '', 'held_room', '', 'code', code,
-    'message', message, 'tried', cjson.encode({call = kind, attempts = tonumber(r.attempts) or 0,
-      last_code = code, last_message = message}))
+  bput(given[id].booking, 'nx', '', 'na', '', 'hr', '', 'cd', code, 'ms', message,
+    'tr', cjson.encode({call = kind, attempts = tonumber(r.attempts) or 0, last_code = code,
+      last_message = message}))
   bstate(id, 'failed', reason, {code = code, message = message})
-  dead_letter(ctx, K_DL_SEQ, K_DL_ENTRIES, K_DL_INDEX, {request = bget(id, 'request'),
+  dead_letter(ctx, K_DL_SEQ, K_DL_ENTRIES, K_DL_INDEX, {request = booking_request(b, id),
     booking_id = id, room_id = room_id, error = 'vendor', code = code, message = reason})
 end
 
@@ -184,15 +185,15 @@ local function room_recording(how, fields)
   redis.call('HSET', K_ROOM, 'since', now, unpack(fields))
   redis.call('ZADD', K_ROOMS, now, room_id)
   for _, id in ipairs(redis.call('SMEMBERS', K_RHOLD)) do
-    if bget(id, 'state') == 'starting' then
-      redis.call('HSET', given[id].booking, 'recorded', '1')
+    if bget(id, 'st') == 'starting' then
+      redis.call('HSET', given[id].booking, 'rc', '1')
       bstate(id, 'recording', how)
       touched[#touched + 1] = id
     end
   end
   for _, id in ipairs(redis.call('SMEMBERS', K_RREL)) do
-    if bget(id, 'state') == 'stopping' then
-      redis.call('HSET', given[id].booking, 'recorded', '1')
+    if bget(id, 'st') == 'stopping' then
+      redis.call('HSET', given[id].booking, 'rc', '1')
     end
   end
 end
@@ -223,8 +224,8 @@ elseif outcome == 'ok' or outcome == 'already' then
     redis.call('HSET', K_ROOM, 'since', '')
     redis.call('ZREM', K_ROOMS, room_id)
     for _, id in ipairs(redis.call('SMEMBERS', K_RREL)) do
-      if bget(id, 'state') == 'stopping' then
-        local final = bget(id, 'final') or ''
+      if bget(id, 'st') == 'stopping' then
+        local final = bget(id, 'fi') or ''
         if final == '' then final = 'stopped' end
         bstate(id, final, how)
         touched[#touched + 1] = id
@@ -236,7 +237,7 @@ else
   verdict = 'failed'
   if kind == 'start' then
     for _, id in ipairs(redis.call('SMEMBERS', K_RHOLD)) do
-      if bget(id, 'state') == 'starting' then
+      if bget(id, 'st') == 'starting' then
         redis.call('SREM', K_RHOLD, id)
         redis.call('ZREM', K_ACTIVE, id)
         fail_booking(id, 'start failed: ' .. code .. ': ' .. message)
@@ -250,7 +251,7 @@ else
     redis.call('ZREM', K_ROOMS, room_id)
   end
   for _, id in ipairs(redis.call('SMEMBERS', K_RREL)) do
-    if bget(id, 'state') == 'stopping' then
+    if bget(id, 'st') == 'stopping' then
       fail_booking(id, kind .. ' failed: ' .. code .. ': ' .. message)
       touched[#touched + 1] = id
     end
@@ -266,7 +267,7 @@ if rstate == 'recording' and holders == 0 then
   next_kind, params = 'stop', (r.rec_params or '{}')
 elseif rstate == 'idle' and holders > 0 then
   next_kind = 'start'
-  params = bget(redis.call('SRANDMEMBER', K_RHOLD), 'params') or '{}'
+  params = bget(redis.call('SRANDMEMBER', K_RHOLD), 'pa') or '{}'
 end
 local opened = ''
 if next_kind ~= '' then opened = next_op(room_id, next_kind, params, op_id) end

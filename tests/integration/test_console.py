@@ -15,6 +15,8 @@ import redis
 
 from config.settings import get_settings
 from schedules import Lifecycle, schedule
+from schedules.layout import FIELDS
+from tests.support.old_layout import store_old_layout
 from worker.discovery.fanout import Outbox
 from worker.discovery.keys import DiscoveryKeys
 from worker.discovery.limiter import SlidingWindowLimiter
@@ -79,9 +81,21 @@ def test_show_says_a_vendor_error_once(ctx: Lifecycle, redis_client: redis.Redis
     start = time.time() + 60
     schedule(ctx, booking_id="v1", room_id="rv", start_at=start, end_at=start + 60)
     reply = "bad parameter: ArRoomID"
-    redis_client.hset(ctx.keys.booking("v1"), mapping={"code": reply, "message": reply})
+    fields = {FIELDS["code"]: reply, FIELDS["message"]: reply}
+    redis_client.hset(ctx.keys.booking("v1"), mapping=fields)
     code, out, _ = console("show", "v1")
     assert code == 0 and f"{reply}: {reply}" not in out and reply in out
+
+
+def test_migrate_bookings_moves_the_earlier_layout_once(ctx: Lifecycle) -> None:
+    start = time.time() + 3600
+    store_old_layout(ctx, "mig-1", start, start + 60, kwargs={"booking_id": "mig-1"})
+    code, out, _ = console("migrate-bookings", "--json")
+    assert code == 0 and json.loads(out) == {"moved": 1, "skipped": {}}
+    code, out, _ = console("show", "mig-1")
+    assert code == 0 and "scheduled" in out and "start:mig-1:1" in out
+    code, out, _ = console("migrate-bookings")
+    assert code == 0 and out.startswith("moved 0 booking(s)")
 
 
 def test_files_lists_a_bookings_delivered_files(

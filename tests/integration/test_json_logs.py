@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import redis
 
+from schedules.keys import LifecycleKeys
+from schedules.state import StateReader
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 
@@ -21,7 +23,7 @@ def test_every_worker_line_is_json_with_the_bookings_fields(
 ) -> None:
     from worker.celery import app
 
-    booking = f"{{{settings.redis_key_prefix}}}:lc:booking:jl-b"
+    reader = StateReader(redis_client, LifecycleKeys(settings.redis_key_prefix))
     with running_worker(queues=("lifecycle",), env={"LOG_FORMAT": "json"}) as worker:
         now = time.time()
         app.send_task(
@@ -29,7 +31,7 @@ def test_every_worker_line_is_json_with_the_bookings_fields(
             kwargs={"booking_id": "jl-b", "room_id": "jl-r", "start_at": now + 1,
                     "end_at": now + 2},
         ).get(timeout=15)  # fmt: skip
-        wait_until(lambda: redis_client.hget(booking, "state") == "stopped", 15.0)
+        wait_until(lambda: getattr(reader.booking("jl-b"), "state", "") == "stopped", 15.0)
         time.sleep(0.3)
         text = worker.log()
     lines = [line for line in text.splitlines() if line.strip()]

@@ -150,8 +150,8 @@ def test_every_key_of_a_booking_flow_shares_the_prefix_hash_tag(
     assert kinds - {"lc:rrel"} == {
         "lc:due",
         "lc:inflight",
-        "lc:booking",
-        "lc:bhist",
+        "lc:b",
+        "lc:bh",
         "lc:room",
         "lc:rhold",
         "lc:rhist",

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from schedules.keys import LifecycleKeys
+from schedules.state import StateReader
 from schedules.store import LifecycleStore
 
 pytestmark = pytest.mark.integration
@@ -159,18 +160,20 @@ def test_apply_event_applies_concurrent_events_whole_and_the_newest_wins(
     batches = [(i, stamps[i::PROCESSES]) for i in range(PROCESSES)]
     _hammer(_events, batches)
 
-    booking = redis_client.hgetall(store.keys.booking("b1"))
-    history = [json.loads(e) for e in redis_client.lrange(store.keys.bhist("b1"), 0, -1)]
+    reader = StateReader(redis_client, store.keys)
+    booking = reader.booking("b1")
+    assert booking is not None
+    history = reader.history("b1", limit=len(stamps) + 1)
     assert len(history) == len(stamps)
-    assert float(booking["updated_at"]) == max(stamps)
+    assert booking.updated_at == max(stamps)
     newest = max(history, key=lambda e: e["updated_at"])
     assert newest["verdict"] == "applied"
     pending = [m for m in redis_client.zrange(store.keys.due, 0, -1) if ":b1:" in m]
     if newest["event"] == "cancel":
-        assert booking["state"] == "cancelled" and pending == []
+        assert booking.state == "cancelled" and pending == []
     else:
-        assert booking["state"] == "scheduled" and pending == [booking["next"]]
-        assert redis_client.zscore(store.keys.due, booking["next"]) == float(booking["start_due"])
+        assert booking.state == "scheduled" and pending == [booking.next_action]
+        assert redis_client.zscore(store.keys.due, booking.next_action) == booking.start_due
     # Every event that lost did so because a newer one had been applied before it.
     applied = sorted(e["updated_at"] for e in history if e["verdict"] != "stale")
     for entry in history:

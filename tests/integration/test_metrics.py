@@ -17,7 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from schedules.keys import LifecycleKeys
 from schedules.recording_log import RecordingLog
+from schedules.state import StateReader
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 from worker.anyrtc import results
@@ -93,8 +95,8 @@ def test_metrics_show_a_failed_booking_a_delivered_file_and_a_refused_callback(
     ):
         customer(conn.default_channel).declare()
         celery_app.send_task("recordings.start", kwargs={"room_id": "m-room", "booking_id": "m-b"})
-        booking = f"{{{tuned.redis_key_prefix}}}:lc:booking:m-b"
-        wait_until(lambda: redis_client.hget(booking, "state") == "failed", 20.0)
+        reader = StateReader(redis_client, LifecycleKeys(tuned.redis_key_prefix))
+        wait_until(lambda: getattr(reader.booking("m-b"), "state", "") == "failed", 20.0)
 
         client = AnyRTCClient.from_settings(tuned)
         log = RecordingLog(redis_client, tuned.redis_key_prefix)

@@ -1,4 +1,5 @@
-"""Subcommands for bookings and windows: schedule, cancel, start, stop, upcoming, active, show.
+"""Subcommands for bookings and windows: schedule, cancel, start, stop, upcoming, active, show,
+and migrate-bookings (the earlier storage layout to the compact one, once after upgrading).
 
 Events are applied directly (the same functions the worker's tasks run), so the operator gets
 the outcome at once; the worker's dispatcher then carries out the vendor calls when due.
@@ -12,6 +13,7 @@ from typing import Any
 
 from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP, Event
 from schedules import cancel, schedule, start_now, stop_now
+from schedules.migrate import migrate_bookings
 from worker.anyrtc.results import vendor_error_text
 from worker.cli.common import Handler, handles_errors, lifecycle, parse_value, reading
 from worker.cli.output import ago, emit, table, when
@@ -213,6 +215,20 @@ def _show_dead_letters(args: argparse.Namespace, letters: list[dict[str, Any]]) 
     return 0
 
 
+@handles_errors
+def _migrate(args: argparse.Namespace) -> int:
+    ctx = reading()
+    report = migrate_bookings(ctx.redis, ctx.settings.redis_key_prefix)
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [f"moved {d['moved']} booking(s) to the compact layout"]
+        lines += [f"left {booking}: {why}" for booking, why in sorted(d["skipped"].items())]
+        return "\n".join(lines)
+
+    emit(args.json, report.as_dict(), human)
+    return 0
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add this module's subcommands to the ``anyrtc-recorder`` parser."""
     p = commands.add_parser("schedule", parents=[common], help=SCHEDULE.description)
@@ -254,3 +270,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("booking_id")
     p.add_argument("--history", type=int, default=50, help="history entries to show")
     p.set_defaults(handler=_show)
+
+    p = commands.add_parser(
+        "migrate-bookings",
+        parents=[common],
+        help="move bookings stored by an earlier version to the compact layout (workers stopped)",
+    )
+    p.set_defaults(handler=_migrate)

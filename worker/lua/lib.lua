@@ -30,6 +30,87 @@ local function room_note(ctx, rhist, entry)
   redis.call('EXPIRE', rhist, ctx.retention)
 end
 
+-- The booking hash `lc:b:<booking_id>` keeps short field names and no empty field, so that a
+-- pending booking stays a small listpack (see the field table in schedules/state.py). Its id is
+-- the key's, never a field: scripts take it from ARGV or from the action id.
+
+-- bput(key, field, value, ...): set each field whose value is not empty, delete each that is.
+local function bput(key, ...)
+  local args, set, del = {...}, {}, {}
+  for i = 1, select('#', ...), 2 do
+    local f, v = args[i], args[i + 1]
+    if v == nil or v == '' then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
+  end
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+end
+
+-- next_action(b, bid): the id of the booking's pending action (kind nx, counter sq), or "".
+local function next_action(b, bid)
+  if (b.nx or '') == '' then return '' end
+  return b.nx .. ':' .. bid .. ':' .. b.sq
+end
+
+-- action_subject(action_id): the booking (or room) id inside <kind>:<id>:<seq>.
+local function action_subject(aid)
+  local first = string.find(aid, ':', 1, true)
+  local last = #aid - string.find(string.reverse(aid), ':', 1, true) + 1
+  return string.sub(aid, first + 1, last - 1)
+end
+
+-- The keyword arguments of each task a booking's request can be (the contract's order;
+-- tests/unit/test_booking_layout.py holds them to anyrtc_recorder_client/contract.py).
+local REQUEST_KWARGS = {
+  schedule = {'booking_id', 'room_id', 'start_at', 'end_at', 'user_data', 'name_rule', 'path',
+    'room_type', 'updated_at'},
+  start = {'room_id', 'booking_id', 'user_data', 'name_rule', 'path', 'room_type'},
+}
+
+-- booking_request(b, bid): the event the booking hash `b` was last scheduled by, as the JSON
+-- text {"task":..., "kwargs":...} (for dead letters and booking.v1). It is rebuilt from the
+-- stored window and params; a keyword argument received in another form than the stored one
+-- (an ISO time, a booking id left out) was kept as JSON text in field "k.<name>" and is spliced
+-- in verbatim.
+local function booking_request(b, bid)
+  local kind = b.tk or 'schedule'
+  local params = cjson.decode(b.pa or '{}')
+  local derived = {booking_id = cjson.encode(bid), room_id = cjson.encode(b.rm or ''),
+    start_at = b.sa or 'null', end_at = b.ea or 'null', updated_at = b.ua or 'null'}
+  for _, name in ipairs({'user_data', 'name_rule', 'path', 'room_type'}) do
+    if params[name] == nil then derived[name] = 'null' else derived[name] = cjson.encode(params[name]) end
+  end
+  local parts = {}
+  for _, name in ipairs(REQUEST_KWARGS[kind]) do
+    parts[#parts + 1] = cjson.encode(name) .. ':' .. (b['k.' .. name] or derived[name])
+  end
+  return '{"task":"recordings.' .. kind .. '","kwargs":{' .. table.concat(parts, ',') .. '}}'
+end
+
+-- first_entry(b, bid): the history entry of the event that created the booking hash `b`. It is
+-- not written when the booking is scheduled (a pending booking has no history list; field h0
+-- holds the event's source, "-" for the task's own name) but by the booking's next transition
+-- (first_note), so rebuilding it from the fields that event wrote is exact until then.
+-- schedules/state.py builds the same entry for a history read before that.
+local function first_entry(b, bid)
+  local kind = b.tk or 'schedule'
+  local source = b.h0
+  if source == '-' then source = 'recordings.' .. kind end
+  local entry = {event = kind, source = source, verdict = 'applied', from = '',
+    state = 'scheduled', next = 'start:' .. bid .. ':' .. b.sq,
+    window = {tonumber(b.sa), tonumber(b.ea)}, room_id = b.rm, detail = 'start pending',
+    at = tonumber(b.ca)}
+  if (b.ua or '') ~= '' then entry.updated_at = tonumber(b.ua) end
+  return entry
+end
+
+-- first_note(b, booking, bhist, bid): before a booking's next transition changes its hash
+-- `booking` (read as `b` at the script's start), write its deferred first entry to `bhist`.
+local function first_note(b, booking, bhist, bid)
+  if b.h0 == nil then return end
+  redis.call('RPUSH', bhist, cjson.encode(first_entry(b, bid)))
+  redis.call('HDEL', booking, 'h0')
+end
+
 -- retire_booking(ctx, booking, bhist, active, booking_id): a booking reached a final state:
 -- it leaves the `active` zset, and its hash `booking` and history `bhist` expire after
 -- ctx.retention.
@@ -42,49 +123,48 @@ end
 -- States a booking system acts on: entering one queues a booking.v1 message (see tell).
 local TOLD = {recording = true, stopped = true, failed = true, cancelled = true}
 
--- tell(ctx, outbox, booking, reason): if the booking hash `booking` is now in a state of TOLD,
--- add the transition's facts (JSON) to the zset `outbox`, scored by ctx.now in ms, in this same
--- atomic step: the discovery worker publishes each member once (worker/discovery/
--- booking_outbox.py), so a crash between the transition and the publish loses nothing. The
--- message id counts the booking's told transitions and carries the time, so it never repeats,
--- not even for a booking id used again after its hash expired.
-local function tell(ctx, outbox, booking, reason)
+-- tell(ctx, outbox, booking, bid, reason): if the booking hash `booking` (of booking `bid`) is
+-- now in a state of TOLD, add the transition's facts (JSON) to the zset `outbox`, scored by
+-- ctx.now in ms, in this same atomic step: the discovery worker publishes each member once
+-- (worker/discovery/booking_outbox.py), so a crash between the transition and the publish
+-- loses nothing. The message id counts the booking's told transitions and carries the time, so
+-- it never repeats, not even for a booking id used again after its hash expired.
+local function tell(ctx, outbox, booking, bid, reason)
   local b = hgetall(booking)
-  if not TOLD[b.state or ''] then return end
-  local told = redis.call('HINCRBY', booking, 'told', 1)
+  if not TOLD[b.st or ''] then return end
+  local told = redis.call('HINCRBY', booking, 'tl', 1)
   local at_ms = math.floor(ctx.now * 1000)
-  local room = b.room_id or ''
-  if (b.held_room or '') ~= '' then room = b.held_room end
-  local facts = {message_id = 'bk:' .. b.booking_id .. ':' .. told .. ':' .. at_ms, at = ctx.now,
-    booking_id = b.booking_id, room_id = room, state = b.state, reason = reason or '',
-    code = b.code or '', message = b.message or '', tried = b.tried or '',
-    start_at = b.start_at or '', end_at = b.end_at or '', started_at = b.rec_started_at or '',
-    stopped_at = b.rec_stopped_at or '', params = b.params or '{}', request = b.request or '{}'}
+  local room = b.rm or ''
+  if (b.hr or '') ~= '' then room = b.hr end
+  local facts = {message_id = 'bk:' .. bid .. ':' .. told .. ':' .. at_ms, at = ctx.now,
+    booking_id = bid, room_id = room, state = b.st, reason = reason or '',
+    code = b.cd or '', message = b.ms or '', tried = b.tr or '',
+    start_at = b.sa or '', end_at = b.ea or '', started_at = b.ra or '',
+    stopped_at = b.ro or '', params = b.pa or '{}', request = booking_request(b, bid)}
   redis.call('ZADD', outbox, at_ms, cjson.encode(facts))
 end
 
 -- booking_state(ctx, booking, bhist, active, outbox, booking_id, state, reason, entry): set the
 -- booking hash `booking` to `state` (with reason and changed_at) and note the transition in its
 -- history `bhist`; `entry` (a table, may be nil) carries the event's own fields. The actual
--- recording times are kept (rec_started_at on entering recording, rec_stopped_at when a
--- recorded booking stops), and a state a booking system acts on is told through `outbox`
--- (see tell). A final state retires the booking (see retire_booking; `active` is the active
--- zset).
+-- recording times are kept (ra on entering recording, ro when a recorded booking stops), and a
+-- state a booking system acts on is told through `outbox` (see tell). A final state retires
+-- the booking (see retire_booking; `active` is the active zset).
 local function booking_state(ctx, booking, bhist, active, outbox, booking_id, state, reason,
     entry)
   entry = entry or {}
-  entry.from = redis.call('HGET', booking, 'state')
+  entry.from = redis.call('HGET', booking, 'st')
   entry.state = state
   if reason and reason ~= '' then entry.detail = reason end
-  redis.call('HSET', booking, 'state', state, 'changed_at', ctx.now, 'reason', reason or '')
+  bput(booking, 'st', state, 'ch', ctx.now, 'rs', reason or '')
   if state == 'recording' then
-    redis.call('HSET', booking, 'rec_started_at', ctx.now, 'rec_stopped_at', '')
+    bput(booking, 'ra', ctx.now, 'ro', '')
   elseif (state == 'stopped' or state == 'cancelled')
-      and (redis.call('HGET', booking, 'rec_started_at') or '') ~= '' then
-    redis.call('HSET', booking, 'rec_stopped_at', ctx.now)
+      and (redis.call('HGET', booking, 'ra') or '') ~= '' then
+    redis.call('HSET', booking, 'ro', ctx.now)
   end
   note(ctx, bhist, entry)
-  tell(ctx, outbox, booking, reason)
+  tell(ctx, outbox, booking, booking_id, reason)
   if state == 'stopped' or state == 'failed' or state == 'cancelled' then
     retire_booking(ctx, booking, bhist, active, booking_id)
   end

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import redis
 
 from schedules.keys import LifecycleKeys
+from schedules.layout import STATE_FIELD
 from worker.discovery.keys import DiscoveryKeys
 
 __all__ = [
@@ -160,7 +161,7 @@ def _count_states(client: redis.Redis, keys: list[str], into: dict[str, int]) ->
         return
     pipe = client.pipeline(transaction=False)
     for key in keys:
-        pipe.hget(key, "state")
+        pipe.hget(key, STATE_FIELD)
     for state in pipe.execute():
         if state:
             into[str(state)] = into.get(str(state), 0) + 1
