@@ -111,6 +111,8 @@ def prepare(ctx: Lifecycle, action_ids: Iterable[str]) -> dict[str, Planned]:
     """Read each booking action's booking and build the vendor call it will make if it opens
     the room's operation: the start with the booking's parameters, or the stop of its room.
     Reads only; the guard script decides at the due time whether the call is made."""
+    # The guard and settle scripts are about to run from every thread at once.
+    ctx.store.scripts.ensure_loaded()
     plans: dict[str, Planned] = {}
     for action_id in action_ids:
         ref = parse_action(action_id)

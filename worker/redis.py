@@ -92,6 +92,21 @@ class ScriptSet:
     def __contains__(self, name: str) -> bool:
         return name in self._scripts
 
+    def ensure_loaded(self) -> int:
+        """Load every script Redis does not hold (a new server, a restart, SCRIPT FLUSH): one
+        round trip when all are there. A caller about to run many scripts at once calls this
+        first, so its threads do not each meet NOSCRIPT and load the same script at that moment.
+        Returns how many were loaded."""
+        scripts = list(self._scripts.values())
+        client = scripts[0].registered_client if scripts else None
+        if client is None:
+            return 0
+        held = client.script_exists(*(script.sha for script in scripts))
+        missing = [script for script, there in zip(scripts, held, strict=True) if not there]
+        for script in missing:
+            client.script_load(script.script)
+        return len(missing)
+
 
 _cache: dict[tuple[int, str], tuple[redis.Redis, ScriptSet]] = {}
 _lock = threading.Lock()

@@ -151,3 +151,19 @@ def test_preparing_reads_only_and_a_reschedule_after_it_is_honoured(
     assert perform_batch(ctx, InProcessRunner(ctx).claim())["verdicts"] == {"call": 1}
     [call] = [e for e in vendor.journal("startrecord") if e["params"]["ArRoomID"] == "r-moved"]
     assert call["params"]["UserData"] == '{"v":2}'
+
+
+def test_preparing_loads_the_scripts_a_fresh_redis_does_not_hold() -> None:
+    from tests.support.own_redis import OwnRedis
+    from worker.redis import scripts_for
+
+    own = OwnRedis().start()
+    try:
+        client = redis.Redis.from_url(own.url, decode_responses=True)
+        scripts = scripts_for(client, "schedules.lua")
+        assert scripts.ensure_loaded() > 0  # a new server holds none
+        assert scripts.ensure_loaded() == 0
+        assert all(client.script_exists(scripts.apply_action.sha, scripts.finish_call.sha))
+        client.close()
+    finally:
+        own.close()
