@@ -161,7 +161,8 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        self.log_path.unlink(missing_ok=True)
+        if not os.environ.get("HERD_KEEP_LOGS"):
+            self.log_path.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from schedules.dispatch_step import PERFORM_BATCH_TASK, PERFORM_TASK, make_publisher
 
 NOW = 1_000_000.0
@@ -48,3 +50,15 @@ def test_an_action_due_within_prepare_s_or_already_due_goes_at_once() -> None:
     publish([("start:a:1", NOW + 0.5)], NOW)
     publish([("op:r:3", NOW)], NOW)
     assert [sent["eta"] for sent in app.sent] == [None, None]
+
+
+def test_messages_claimed_ahead_are_paced_and_due_ones_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from schedules import dispatch_step
+
+    pauses: list[float] = []
+    monkeypatch.setattr(dispatch_step.time, "sleep", pauses.append)
+    publish = make_publisher(FakeApp(), batch_size=1, prepare_s=1.0, pace_s=0.002)  # type: ignore[arg-type]
+    publish([("start:a:1", NOW + 2.0), ("start:b:1", NOW + 2.0), ("op:r:3", NOW)], NOW)
+    assert pauses == [0.002, 0.002]
