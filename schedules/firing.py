@@ -5,7 +5,8 @@ starts a little before it (``PREPARE_S``, dispatch_step.py). Everything that doe
 the moment is done then:
 
 - each booking is read and its vendor request built (URL, query, JSON body: a prepared request);
-- the vendor client's pool opens the connections the herd will use (TCP, and TLS for https);
+- the vendor client's pool opens the connections the herd will use (TCP, and TLS for https),
+  and the Redis client's pool one per action thread;
 
 and the task waits for the due time. At the second only what must happen at it remains, for
 each action, on a thread of the process's action pool: its guard script (apply_action.lua: the
@@ -43,6 +44,7 @@ from schedules.keys import parse_action
 from schedules.outcomes import CallGrant
 from schedules.vendor import CallOutcome, PreparedCall, prepare_call
 from schedules.workpool import PriorityPool
+from worker.redis import warm_connections
 
 __all__ = [
     "POOL_THREADS",
@@ -136,12 +138,14 @@ def wait_until(ctx: Lifecycle, when: float | None) -> None:
 
 
 def _warm(ctx: Lifecycle, plans: dict[str, Planned]) -> None:
+    """Open ahead the vendor and Redis connections the pool's threads will use at once."""
     calls = sum(1 for plan in plans.values() if plan.call is not None)
     if calls:
         try:
             ctx.client.warm(min(calls, pool_threads()), action_pool().submit)
+            warm_connections(ctx.redis, pool_threads())
         except Exception:  # warming only saves time: the calls connect themselves if need be
-            log.exception("could not open vendor connections ahead")
+            log.exception("could not open connections ahead")
 
 
 def perform_on_time(ctx: Lifecycle, action_id: str) -> dict[str, Any]:

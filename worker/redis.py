@@ -24,6 +24,7 @@ __all__ = [
     "redis_from_url",
     "script_source",
     "scripts_for",
+    "warm_connections",
 ]
 
 #: The helper library every script is prepended with: (package, file name).
@@ -120,3 +121,22 @@ def scripts_for(client: redis.Redis, package: str) -> ScriptSet:
             cached = (client, ScriptSet(client, package))
             _cache[(id(client), package)] = cached
         return cached[1]
+
+
+_warm_lock = threading.Lock()
+
+
+def warm_connections(client: redis.Redis, count: int) -> int:
+    """Make sure ``client``'s pool holds ``count`` connections, opened now: threads about to
+    run commands at once then do not each open one (TCP, HELLO, CLIENT SETINFO) at that moment.
+    Connections already open are reused; returns ``count``."""
+    pool = client.connection_pool
+    with _warm_lock:
+        taken = []
+        try:
+            for _ in range(count):
+                taken.append(pool.get_connection())
+        finally:
+            for connection in taken:
+                pool.release(connection)
+    return len(taken)

@@ -167,3 +167,17 @@ def test_preparing_loads_the_scripts_a_fresh_redis_does_not_hold() -> None:
         client.close()
     finally:
         own.close()
+
+
+def test_warming_redis_leaves_one_open_connection_per_thread(redis_url: str) -> None:
+    from worker.redis import redis_from_url, warm_connections
+
+    client = redis_from_url(redis_url)
+    try:
+        assert warm_connections(client, 5) == 5
+        idle = client.connection_pool._available_connections  # type: ignore[attr-defined]
+        assert len(idle) == 5 and all(c._sock is not None for c in idle)
+        warm_connections(client, 5)  # the same five, not five more
+        assert len(client.connection_pool._available_connections) == 5  # type: ignore[attr-defined]
+    finally:
+        client.close()
