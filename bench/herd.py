@@ -21,6 +21,9 @@ finishes by itself::
     .venv/bin/python bench/herd.py --rounds 3 --naive
 
 Targets for ours: p99 <= 1.0 s, ours/floor <= 1.5 at p99, zero early, duplicate or missed.
+docs/lifecycle.md section 7 says how to read the report. The workers log at WARNING
+(``HERD_LOG_LEVEL`` to change it); ``HERD_KEEP_LOGS=1`` keeps their log files
+(``/tmp/herd-worker-*.log``), e.g. to count the batches each worker received at INFO.
 """
 
 from __future__ import annotations
