@@ -143,7 +143,7 @@ def _warm(ctx: Lifecycle, plans: dict[str, Planned]) -> None:
     if calls:
         try:
             ctx.client.warm(min(calls, pool_threads()), action_pool().submit)
-            warm_connections(ctx.redis, pool_threads())
+            warm_connections(ctx.redis, min(calls, pool_threads()))
         except Exception:  # warming only saves time: the calls connect themselves if need be
             log.exception("could not open connections ahead")
 
