@@ -21,9 +21,10 @@ finishes by itself::
     .venv/bin/python bench/herd.py --rounds 3 --naive
 
 Targets for ours: p99 <= 1.0 s, ours/floor <= 1.5 at p99, zero early, duplicate or missed.
-docs/lifecycle.md section 7 says how to read the report. The workers log at WARNING
-(``HERD_LOG_LEVEL`` to change it); ``HERD_KEEP_LOGS=1`` keeps their log files
-(``/tmp/herd-worker-*.log``), e.g. to count the batches each worker received at INFO.
+docs/lifecycle.md section 7 says how to read the report. The lifecycle workers log as the
+Procfile's line does at default settings (``LOG_LEVEL`` INFO); ``HERD_LOG_LEVEL`` sets another
+level for every worker, and ``HERD_KEEP_LOGS=1`` keeps their log files
+(``/tmp/herd-worker-*.log``), e.g. to count the batches each worker received.
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ class Worker:
                 "--without-mingle",
                 "--without-gossip",
             ]
-        command.append(f"--loglevel={env.get('LOG_LEVEL', 'WARNING')}")
+        level = env.get("LOG_LEVEL", "" if procfile else "WARNING")
+        if level:  # the Procfile's line as written sets none
+            command.append(f"--loglevel={level}")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -458,11 +461,13 @@ def main(argv: list[str] | None = None) -> int:
             "ANYRTC_VOD_TOKEN": token,
             "ANYRTC_RECORD_API_URL": sim.record_api_url,
             "ANYRTC_VOD_API_URL": sim.vod_api_url,
-            "ANYRTC_HTTP_TIMEOUT_S": "5",
             "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": prefix,
-            "LOG_LEVEL": os.environ.get("HERD_LOG_LEVEL", "WARNING"),
         }
+        if os.environ.get("HERD_LOG_LEVEL"):
+            env["LOG_LEVEL"] = os.environ["HERD_LOG_LEVEL"]
+        else:
+            env.pop("LOG_LEVEL", None)  # the product's default
         env.pop("CELERY_BROKER_URL", None)
         env.pop("CELERY_RESULT_BACKEND", None)
         os.environ.update({k: v for k, v in env.items() if k.startswith(("ANYRTC_", "REDIS_"))})
