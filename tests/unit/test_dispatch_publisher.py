@@ -62,3 +62,15 @@ def test_messages_claimed_ahead_are_paced_and_due_ones_are_not(
     publish = make_publisher(FakeApp(), batch_size=1, prepare_s=1.0, pace_s=0.002)  # type: ignore[arg-type]
     publish([("start:a:1", NOW + 2.0), ("start:b:1", NOW + 2.0), ("op:r:3", NOW)], NOW)
     assert pauses == [0.002, 0.002]
+
+
+def test_the_pauses_never_take_more_than_half_the_time_before_the_first_task_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from schedules import dispatch_step
+
+    pauses: list[float] = []
+    monkeypatch.setattr(dispatch_step.time, "sleep", pauses.append)
+    publish = make_publisher(FakeApp(), batch_size=1, prepare_s=1.0, pace_s=0.005)  # type: ignore[arg-type]
+    publish([(f"start:{n}:1", NOW + 2.0) for n in range(500)], NOW)
+    assert len(pauses) == 500 and sum(pauses) <= 0.5 + 1e-9
