@@ -11,9 +11,15 @@ from schedules.workpool import PriorityPool
 
 def test_urgent_jobs_run_before_waiting_other_jobs_each_kind_in_order() -> None:
     pool = PriorityPool(1, name="test")
-    gate = threading.Event()
+    gate, running = threading.Event(), threading.Event()
     order: list[str] = []
-    blocker = pool.submit(gate.wait)  # holds the only thread while the others queue
+
+    def hold() -> None:  # holds the only thread while the others queue
+        running.set()
+        gate.wait(5)
+
+    blocker = pool.submit(hold)
+    assert running.wait(5)
     futures = [
         pool.submit(order.append, "later-1", urgent=False),
         pool.submit(order.append, "urgent-1"),
