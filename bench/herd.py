@@ -5,17 +5,26 @@ starts were (p50/p95/p99/max), and counts early starts, duplicate calls and miss
 
 1. ours: windows in the Redis due set, claimed by the dispatcher inside each lifecycle worker
    and handed over as ``recordings.perform_batch`` tasks (the product as shipped: the Procfile's
-   ``lifecycle`` line, threads -c 64, once per core);
-2. naive: one ``apply_async(eta=due)`` per window whose task calls the vendor client directly.
+   ``lifecycle`` line run as written, at its default concurrency, one process per core);
+2. floor: the same number of bare start calls fired at the due second from the same worker
+   processes, threads and connection pool, with no Redis work (bench/herd_floor.py); ours/floor
+   at p50 and p99 is what exactly-once costs at the second;
+3. naive (``--naive``): one ``apply_async(eta=due)`` per window whose task calls the vendor
+   client directly, on worker processes of the same pool and concurrency.
 
-Both run on identical worker processes (threads pool, same concurrency) against the same kind of
-simulator. Needs Redis on 127.0.0.1:6379; starts its own simulator and workers, uses its own key
-prefix (deleted at the end) and finishes by itself::
+``--rounds N`` repeats ours then floor N times on the same workers, each round a new herd, so
+the noise between runs shows in one report. Needs Redis on 127.0.0.1:6379; starts its own
+simulator (in this process) and workers, uses its own key prefix (deleted at the end) and
+finishes by itself::
 
-    .venv/bin/python bench/herd.py                 # 1000 windows
-    .venv/bin/python bench/herd.py --windows 300 --skip-naive
+    .venv/bin/python bench/herd.py                  # 1000 windows, ours and floor, one round
+    .venv/bin/python bench/herd.py --rounds 3 --naive
 
-Target for ours: p99 <= 2 s, zero early, zero duplicate, zero missed.
+Targets for ours: p99 <= 1.0 s, ours/floor <= 1.5 at p99, zero early, duplicate or missed.
+docs/lifecycle.md section 7 says how to read the report. The lifecycle workers log as the
+Procfile's line does at default settings (``LOG_LEVEL`` INFO); ``HERD_LOG_LEVEL`` sets another
+level for every worker, and ``HERD_KEEP_LOGS=1`` keeps their log files
+(``/tmp/herd-worker-*.log``), e.g. to count the batches each worker received.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -88,32 +98,55 @@ naive_app = _naive_app() if os.environ.get("HERD_NAIVE_WORKER") else None
 
 
 class Worker:
-    """A celery worker subprocess with its own log file."""
+    """A celery worker subprocess with its own log file: the Procfile's ``lifecycle`` line run
+    as written (``procfile=True``), or a bench app's worker of the same pool and size."""
 
-    def __init__(self, app: str, queue: str, concurrency: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        app: str,
+        queue: str,
+        concurrency: int | None,
+        env: dict[str, str],
+        *,
+        procfile: bool = False,
+    ) -> None:
         handle, path = tempfile.mkstemp(prefix="herd-worker-", suffix=".log")
         os.close(handle)
         self.log_path = Path(path)
-        self.hostname = f"herd-{uuid.uuid4().hex[:6]}@bench"
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            app,
-            "worker",
-            f"--loglevel={env.get('LOG_LEVEL', 'WARNING')}",
-            "--pool=threads",
-            f"--concurrency={concurrency}",
-            f"--queues={queue}",
-            f"--hostname={self.hostname}",
-            "--without-mingle",
-            "--without-gossip",
-        ]
+        env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+        hostname = None
+        if procfile:
+            from worker.demo.procfile import read_procfile
+
+            if concurrency is not None:
+                env["LIFECYCLE_CONCURRENCY"] = str(concurrency)
+            line = f"exec {read_procfile()['lifecycle']} --include=herd_floor"
+            command = ["sh", "-c", line]
+        else:
+            hostname = f"herd-{uuid.uuid4().hex[:6]}@bench"
+            command = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                "--pool=threads",
+                f"--concurrency={concurrency or 64}",
+                f"--queues={queue}",
+                f"--hostname={hostname}",
+                "--without-mingle",
+                "--without-gossip",
+            ]
+        level = env.get("LOG_LEVEL", "" if procfile else "WARNING")
+        if level:  # the Procfile's line as written sets none
+            command.append(f"--loglevel={level}")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
+        # The Procfile names a node lifecycle-<pid of the shell, which exec made celery>@host.
+        self.hostname = hostname or f"lifecycle-{self.process.pid}@{socket.gethostname()}"
 
     def wait_ready(self, app: Celery, timeout_s: float = 60.0) -> None:
         """Until the worker answers a control ping (its log stays at WARNING: no per-task
@@ -134,14 +167,22 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        self.log_path.unlink(missing_ok=True)
+        if not os.environ.get("HERD_KEEP_LOGS"):
+            self.log_path.unlink(missing_ok=True)
 
 
 @contextmanager
 def workers(
-    app: str, queue: str, count: int, concurrency: int, env: dict[str, str], control: Celery
+    app: str,
+    queue: str,
+    count: int,
+    concurrency: int | None,
+    env: dict[str, str],
+    control: Celery,
+    *,
+    procfile: bool = False,
 ) -> Iterator[list[Worker]]:
-    started = [Worker(app, queue, concurrency, env) for _ in range(count)]
+    started = [Worker(app, queue, concurrency, env, procfile=procfile) for _ in range(count)]
     try:
         for worker in started:
             worker.wait_ready(control)
@@ -201,39 +242,84 @@ def measure(sim: Any, rooms: list[str], due: float, settle_s: float) -> dict[str
     }
 
 
-def run_ours(args: argparse.Namespace, sim: Any, env: dict[str, str]) -> dict[str, Any]:
+def _wait_settled(ctx: Any, timeout_s: float = 60.0) -> None:
+    """Until no claimed action or open operation is left (the herd's replies all settled), so
+    the next scenario's second is not shared with this one's settling."""
+    deadline = time.monotonic() + timeout_s
+    while ctx.redis.zcard(ctx.keys.inflight) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def herd_ours(ctx: Any, sim: Any, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """N bookings due at one second, booked ``--lead-s`` ahead through the product's store."""
+    rooms = [f"ours{tag}-{i}" for i in range(args.windows)]
+    due = float(int(time.time()) + args.lead_s)
+    for room in rooms:
+        ctx.store.apply_event(
+            "schedule",
+            f"herd-{room}",
+            now=time.time(),
+            room_id=room,
+            start_at=due,
+            end_at=due + 3600,
+            params={},
+            request={},
+        )
+    if time.time() > due - ctx.settings.dispatch_ahead_s:
+        raise RuntimeError("scheduling took too long; raise --lead-s")
+    result = measure(sim, rooms, due, args.settle_s)
+    _wait_settled(ctx)
+    return result
+
+
+def herd_floor(app: Celery, sim: Any, args: argparse.Namespace, tag: str, ahead_s: float) -> dict:
+    """The same number of bare calls, handed to the same workers when the dispatcher would
+    have claimed them (``ahead_s`` before the second)."""
+    from herd_floor import publish_floor
+
+    rooms = [f"floor{tag}-{i}" for i in range(args.windows)]
+    due = float(int(time.time()) + args.lead_s)
+    time.sleep(max(due - ahead_s - time.time(), 0.0))
+    publish_floor(app, rooms, due)
+    if time.time() > due - 1:
+        raise RuntimeError("publishing took too long")
+    return measure(sim, rooms, due, args.settle_s)
+
+
+def run_rounds(
+    args: argparse.Namespace, sim: Any, env: dict[str, str]
+) -> list[dict[str, dict[str, Any]]]:
+    """``--rounds`` times ours then floor, on one set of Procfile lifecycle workers."""
     from config.settings import load_settings
     from schedules import Lifecycle
+    from worker import app
     from worker.redis import redis_from_url
 
     settings = load_settings()
     ctx = Lifecycle(settings, redis_from_url(settings.redis_url))
-    rooms = [f"ours-{i}" for i in range(args.windows)]
-    from worker import app
-
-    with workers("worker", "lifecycle", args.workers, args.concurrency, env, app):
-        due = float(int(time.time()) + args.lead_s)
-        for room in rooms:
-            ctx.store.apply_event(
-                "schedule",
-                f"herd-{room}",
-                now=time.time(),
-                room_id=room,
-                start_at=due,
-                end_at=due + 3600,
-                params={},
-                request={},
-            )
-        if time.time() > due - 1:
-            raise RuntimeError("scheduling took too long; raise --lead-s")
-        return measure(sim, rooms, due, args.settle_s)
+    floor_env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])}
+    rounds: list[dict[str, dict[str, Any]]] = []
+    with workers(
+        "worker", "lifecycle", args.workers, args.concurrency, floor_env, app, procfile=True
+    ):
+        for number in range(1, args.rounds + 1):
+            found: dict[str, dict[str, Any]] = {}
+            if not args.skip_ours:
+                found["ours"] = herd_ours(ctx, sim, args, str(number))
+                sim.reset()
+            if not args.skip_floor:
+                found["floor"] = herd_floor(app, sim, args, str(number), settings.dispatch_ahead_s)
+                sim.reset()
+            rounds.append(found)
+    return rounds
 
 
 def run_naive(args: argparse.Namespace, sim: Any, env: dict[str, str]) -> dict[str, Any]:
     rooms = [f"naive-{i}" for i in range(args.windows)]
     naive_env = {**env, "HERD_NAIVE_WORKER": "1", "PYTHONPATH": str(ROOT / "bench")}
     app = _naive_app()
-    with workers("herd:naive_app", NAIVE_QUEUE, args.workers, args.concurrency, naive_env, app):
+    concurrency = args.concurrency or _procfile_concurrency()
+    with workers("herd:naive_app", NAIVE_QUEUE, args.workers, concurrency, naive_env, app):
         due = float(int(time.time()) + args.lead_s)
         eta = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(due))
         with app.producer_or_acquire() as producer:
@@ -248,39 +334,88 @@ def run_naive(args: argparse.Namespace, sim: Any, env: dict[str, str]) -> dict[s
     return result
 
 
-def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
-    names = list(results)
-    rows = [
-        ("windows due at one second", "windows", "{:d}"),
-        ("lateness min (s)", "min", "{:.3f}"),
-        ("lateness p50 (s)", "p50", "{:.3f}"),
-        ("lateness p95 (s)", "p95", "{:.3f}"),
-        ("lateness p99 (s)", "p99", "{:.3f}"),
-        ("lateness max (s)", "max", "{:.3f}"),
-        ("early starts", "early", "{:d}"),
-        ("duplicate calls", "duplicates", "{:d}"),
-        ("missed windows", "missed", "{:d}"),
-        ("calls not answered ok", "failed_calls", "{:d}"),
-    ]
-    width = max(len(r[0]) for r in rows)
+def _procfile_concurrency() -> int:
+    """The lifecycle line's default thread count (``${LIFECYCLE_CONCURRENCY:-N}``)."""
+    import re
+
+    from worker.demo.procfile import read_procfile
+
+    found = re.search(r"LIFECYCLE_CONCURRENCY:-(\d+)", read_procfile()["lifecycle"])
+    return int(found.group(1)) if found else 64
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+P99_TARGET_S = 1.0
+RATIO_TARGET = 1.5
+_COLUMNS = [
+    ("p50", "p50", "{:.3f}"),
+    ("p95", "p95", "{:.3f}"),
+    ("p99", "p99", "{:.3f}"),
+    ("max", "max", "{:.3f}"),
+    ("early", "early", "{:d}"),
+    ("dup", "duplicates", "{:d}"),
+    ("missed", "missed", "{:d}"),
+    ("not ok", "failed_calls", "{:d}"),
+]
+
+
+def _ratio(ours: dict[str, Any], floor: dict[str, Any], key: str) -> float:
+    return ours[key] / floor[key] if floor[key] > 0 else float("nan")
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{min(values):.3f} .. {max(values):.3f} (median {statistics.median(values):.3f})"
+
+
+def report(
+    rounds: list[dict[str, dict[str, Any]]],
+    naive: dict[str, Any] | None,
+    args: argparse.Namespace,
+) -> str:
+    concurrency = args.concurrency or _procfile_concurrency()
     lines = [
-        f"herd: {args.windows} windows, vendor latency {args.latency:.3f}s, "
-        f"{args.workers} worker process(es) x threads -c {args.concurrency}",
-        "".ljust(width) + "".join(f"  {n:>22}" for n in names),
+        f"herd: {args.windows} windows due at one second, vendor latency {args.latency:.3f}s, "
+        f"{args.workers} x the Procfile's lifecycle worker (threads -c {concurrency}), "
+        f"{len(rounds)} round(s); lateness in seconds after the due second, at the simulator",
+        "round  scenario " + "".join(f"{name:>8}" for name, _, _ in _COLUMNS),
     ]
-    for label, key, fmt in rows:
-        cells = "".join(f"  {fmt.format(results[n][key]):>22}" for n in names)
-        lines.append(label.ljust(width) + cells)
-    ours = results.get("ours (dispatcher)")
-    if ours:
-        ok = (
-            ours["p99"] <= 2.0
-            and ours["early"] == 0
-            and ours["duplicates"] == 0
-            and ours["missed"] == 0
+    runs = [(str(i), name, r) for i, found in enumerate(rounds, 1) for name, r in found.items()]
+    if naive is not None:
+        runs.append(("-", "naive", naive))
+    for number, name, result in runs:
+        cells = "".join(f"{fmt.format(result[key]):>8}" for _, key, fmt in _COLUMNS)
+        lines.append(f"{number:<6} {name:<9}{cells}")
+    pairs = [f for f in rounds if "ours" in f and "floor" in f]
+    for number, found in enumerate(rounds, 1):
+        if found in pairs:
+            lines.append(
+                f"round {number}: ours/floor p50 {_ratio(found['ours'], found['floor'], 'p50'):.2f}"
+                f", p99 {_ratio(found['ours'], found['floor'], 'p99'):.2f}"
+            )
+    ours_runs = [f["ours"] for f in rounds if "ours" in f]
+    if ours_runs:
+        lines.append(f"ours p99 over rounds:  {_spread([r['p99'] for r in ours_runs])}")
+    floor_runs = [f["floor"] for f in rounds if "floor" in f]
+    if floor_runs:
+        lines.append(f"floor p99 over rounds: {_spread([r['p99'] for r in floor_runs])}")
+    if pairs:
+        ratios = [_ratio(f["ours"], f["floor"], "p99") for f in pairs]
+        lines.append(f"ours/floor p99:        {_spread(ratios)}")
+        met = sum(
+            1
+            for f in pairs
+            if f["ours"]["p99"] <= P99_TARGET_S
+            and _ratio(f["ours"], f["floor"], "p99") <= RATIO_TARGET
+            and f["ours"]["early"] == f["ours"]["duplicates"] == f["ours"]["missed"] == 0
         )
         lines.append(
-            f"target for ours (p99 <= 2 s, 0 early/duplicate/missed): {'met' if ok else 'NOT met'}"
+            f"targets (ours p99 <= {P99_TARGET_S} s, ours/floor p99 <= {RATIO_TARGET}, "
+            f"0 early/duplicate/missed): met in {met} of {len(pairs)} round(s)"
         )
     return "\n".join(lines)
 
@@ -290,16 +425,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.1, help="simulator latency (s)")
     parser.add_argument(
-        "--workers", type=int, default=2, help="worker processes per scenario (one per core)"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="lifecycle worker processes (the Procfile's advice: one per core)",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=64, help="threads per worker (the Procfile's lifecycle)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="threads per worker (default: the Procfile's LIFECYCLE_CONCURRENCY default)",
     )
-    parser.add_argument("--lead-s", type=float, default=6.0, help="seconds until the herd")
+    parser.add_argument("--rounds", type=int, default=1, help="ours then floor, this many times")
+    parser.add_argument("--lead-s", type=float, default=6.0, help="seconds until each herd")
     parser.add_argument("--settle-s", type=float, default=60.0, help="give up this long after")
     parser.add_argument("--redis-db", type=int, default=14)
-    parser.add_argument("--skip-naive", action="store_true", help="only measure ours")
-    parser.add_argument("--skip-ours", action="store_true", help="only measure the naive way")
+    parser.add_argument("--naive", action="store_true", help="also measure the naive way")
+    parser.add_argument("--skip-ours", action="store_true", help="only measure the floor")
+    parser.add_argument("--skip-floor", action="store_true", help="only measure ours")
     args = parser.parse_args(argv)
 
     from worker.simulator import running_simulator
@@ -309,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     client = redis.Redis.from_url(redis_url)
     client.ping()
     token = uuid.uuid4().hex
-    results: dict[str, dict[str, Any]] = {}
+    rounds: list[dict[str, dict[str, Any]]] = []
+    naive = None
     with running_simulator(app_id=APP_ID, vod_token=token, latency_s=args.latency, seed=1) as sim:
         env = {
             **os.environ,
@@ -317,25 +461,26 @@ def main(argv: list[str] | None = None) -> int:
             "ANYRTC_VOD_TOKEN": token,
             "ANYRTC_RECORD_API_URL": sim.record_api_url,
             "ANYRTC_VOD_API_URL": sim.vod_api_url,
-            "ANYRTC_HTTP_TIMEOUT_S": "5",
             "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": prefix,
-            "LOG_LEVEL": os.environ.get("HERD_LOG_LEVEL", "WARNING"),
         }
+        if os.environ.get("HERD_LOG_LEVEL"):
+            env["LOG_LEVEL"] = os.environ["HERD_LOG_LEVEL"]
+        else:
+            env.pop("LOG_LEVEL", None)  # the product's default
         env.pop("CELERY_BROKER_URL", None)
         env.pop("CELERY_RESULT_BACKEND", None)
         os.environ.update({k: v for k, v in env.items() if k.startswith(("ANYRTC_", "REDIS_"))})
         try:
-            if not args.skip_ours:
-                results["ours (dispatcher)"] = run_ours(args, sim, env)
-                sim.reset()
-            if not args.skip_naive:
-                results["naive (eta per window)"] = run_naive(args, sim, env)
+            if not (args.skip_ours and args.skip_floor):
+                rounds = run_rounds(args, sim, env)
+            if args.naive:
+                naive = run_naive(args, sim, env)
         finally:
             with suppress(redis.RedisError):
                 delete_prefix(client, prefix)
             client.close()
-    print(report(results, args))
+    print(report(rounds, naive, args))
     return 0
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "get_lifecycle",
     "perform",
     "perform_batch",
+    "perform_on_time",
     "schedule",
     "start_now",
     "stop_now",
@@ -26,7 +27,8 @@ __all__ = [
 
 _EXPORTS = {
     "perform": "schedules.actions",
-    "perform_batch": "schedules.actions",
+    "perform_batch": "schedules.firing",
+    "perform_on_time": "schedules.firing",
     "Lifecycle": "schedules.context",
     "get_lifecycle": "schedules.context",
     "cancel": "schedules.events",

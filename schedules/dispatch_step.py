@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,10 +21,18 @@ from celery.signals import task_postrun, task_received, task_revoked
 
 from config.celery import LIFECYCLE_QUEUE
 from schedules import get_lifecycle
-from schedules.actions import set_batch_threads
 from schedules.dispatcher import Dispatcher, Publisher
+from schedules.firing import set_pool_threads
 
-__all__ = ["BATCH_SIZE", "PERFORM_BATCH_TASK", "PERFORM_TASK", "DispatchStep", "make_publisher"]
+__all__ = [
+    "BATCH_SIZE",
+    "PERFORM_BATCH_TASK",
+    "PERFORM_TASK",
+    "PREPARE_S",
+    "PUBLISH_PACE_S",
+    "DispatchStep",
+    "make_publisher",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,18 @@ PERFORM_BATCH_TASK = "recordings.perform_batch"
 # over every lifecycle worker; large enough that Celery's per-message work (publish, events,
 # receive, ack) is paid once for many actions.
 BATCH_SIZE = 16
+# A task claimed ahead starts this long before its due time (its eta), to read its bookings,
+# build its requests and open connections, then waits for the second (schedules/firing.py).
+# Milliseconds of work on a quiet machine; a second leaves room on a loaded one, and bounds how
+# long a waiting task holds a worker thread.
+PREPARE_S = 1.0
+# Pause after publishing each message claimed ahead. Every lifecycle worker takes messages off
+# the queue as they come (one per BRPOP on Redis), but the worker whose dispatcher is publishing
+# is slow to ask again (its publishing thread holds the GIL): unpaced, it got 26 of a herd's 65
+# batches in one run and its threads made two more rounds of calls than the other's. With 5 ms
+# the shares were 33/32 and 34/31 (2 ms: 37/28, 34/31). The pauses of one publish never take
+# more than half the time left before its first task starts.
+PUBLISH_PACE_S = 0.005
 _JOIN_TIMEOUT_S = 5.0
 
 
@@ -40,11 +61,11 @@ def group_actions(
     pairs: list[tuple[str, float]], now: float, size: int = BATCH_SIZE
 ) -> list[tuple[list[str], float | None]]:
     """Split claimed ``(action_id, due_at)`` pairs into groups of at most ``size`` actions due
-    in the same second, each with its eta: the earliest due time in the group when it is ahead
-    of ``now``, else None (actions already due, e.g. issued again after a lease, go together).
+    in the same second, each with the earliest due time in the group when it is ahead of
+    ``now``, else None (actions already due, e.g. issued again after a lease, go together).
 
-    An action later in its second than the group's eta is delivered up to a second early; the
-    action script refuses it and :func:`schedules.perform` waits for its due time.
+    The task of a group waits for each action's own due time (schedules/firing.py), and the
+    action script refuses any action before it.
     """
     by_second: dict[int | None, list[tuple[str, float]]] = {}
     for action_id, due_at in pairs:
@@ -54,24 +75,37 @@ def group_actions(
     for key, members in by_second.items():
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
-            eta = None if key is None else min(due_at for _, due_at in chunk)
-            groups.append(([action_id for action_id, _ in chunk], eta))
+            due = None if key is None else min(due_at for _, due_at in chunk)
+            groups.append(([action_id for action_id, _ in chunk], due))
     return groups
 
 
-def make_publisher(app: Celery, batch_size: int = BATCH_SIZE) -> Publisher:
+def make_publisher(
+    app: Celery,
+    batch_size: int = BATCH_SIZE,
+    prepare_s: float = PREPARE_S,
+    pace_s: float = PUBLISH_PACE_S,
+) -> Publisher:
     """A batch publisher for :class:`Dispatcher`: one ``recordings.perform_batch`` task per
     group of up to ``batch_size`` actions due in the same second (task id
     ``batch:<first action id>:<n>``), or one ``recordings.perform`` task for an action alone in
-    its second (task id = the action id), so Flower shows what was dispatched. An action claimed
-    ahead of its due time is published with an eta: at most DISPATCH_AHEAD_S away, far below the
-    broker's visibility timeout, so the eta pitfalls of long-range scheduling do not apply."""
+    its second (task id = the action id), so Flower shows what was dispatched. A group claimed
+    ahead of its due time is published with an eta ``prepare_s`` before it (at most
+    DISPATCH_AHEAD_S away, far below the broker's visibility timeout, so the eta pitfalls of
+    long-range scheduling do not apply): the task prepares its calls, then waits for the
+    second."""
 
     def publish(pairs: list[tuple[str, float]], now: float) -> int:
         failed = 0
+        groups = group_actions(pairs, now, batch_size)
+        starts = [due - prepare_s for _, due in groups if due is not None and due - prepare_s > now]
+        pause = min(pace_s, (min(starts) - now) / 2 / len(starts)) if starts else 0.0
         with app.producer_or_acquire() as producer:
-            for actions, due_at in group_actions(pairs, now, batch_size):
-                eta = datetime.fromtimestamp(due_at, tz=UTC) if due_at is not None else None
+            for actions, due_at in groups:
+                start_at = None if due_at is None else due_at - prepare_s
+                eta = None
+                if start_at is not None and start_at > now:
+                    eta = datetime.fromtimestamp(start_at, tz=UTC)
                 if len(actions) == 1:
                     name, kwargs, task_id = PERFORM_TASK, {"action": actions[0]}, actions[0]
                 else:
@@ -89,6 +123,8 @@ def make_publisher(app: Celery, batch_size: int = BATCH_SIZE) -> Publisher:
                 except Exception:
                     failed += len(actions)
                     log.exception("could not publish %s", task_id)
+                if eta is not None and pause > 0:
+                    time.sleep(pause)
         return failed
 
     return publish
@@ -143,7 +179,11 @@ class DispatchStep(bootsteps.StartStopStep):
         ctx = get_lifecycle()
         # Batched actions run on their own pool: as many threads as the worker's, so -c keeps
         # bounding the actions a process runs at once.
-        set_batch_threads(getattr(worker, "concurrency", None) or 1)
+        threads = getattr(worker, "concurrency", None) or 1
+        set_pool_threads(threads)
+        # One vendor connection per thread that may call at once: the action pool's and the
+        # worker's own (a lone recordings.perform calls from its task thread).
+        ctx.client.size_pool(2 * threads)
         dispatcher = Dispatcher(
             ctx.store,
             make_publisher(worker.app),

@@ -7,8 +7,9 @@ script call (renew_leases.lua) pushes to ``now + lease_s`` the lease of
 - every claimed action whose message it has received and not finished (registered by task id
   from Celery's ``task_received`` signal, released at ``task_postrun``; see dispatch_step.py),
   so an action waiting for its eta or for a free thread is not taken over;
-- every vendor call attempt it is making (:meth:`LeaseKeeper.calling`), so a slow live call is
-  never doubled, however long the HTTP timeout.
+- every vendor call attempt it is making (:meth:`LeaseKeeper.calling`, or
+  :meth:`LeaseKeeper.hold_attempt` from the call until its reply is settled), so a slow live call
+  is never doubled, however long the HTTP timeout.
 
 Nothing is held longer than ``max_hold_s`` (a hung thread must not pin work forever). Without
 the thread running (tests on a fake clock) the keeper is bookkeeping only.
@@ -100,14 +101,23 @@ class LeaseKeeper(DaemonLoop):
     @contextmanager
     def calling(self, op_id: str, token: str) -> Iterator[None]:
         """Keep the call attempt ``(op_id, token)`` leased while the block runs."""
-        key = f"call:{token}"
-        with self._lock:
-            self._holds[key] = _Hold([], self.clock(), (op_id, token))
+        key = self.hold_attempt(op_id, token)
         try:
             yield
         finally:
-            with self._lock:
-                self._holds.pop(key, None)
+            self.release_attempt(key)
+
+    def hold_attempt(self, op_id: str, token: str) -> str:
+        """Keep the call attempt ``(op_id, token)`` leased until :meth:`release_attempt` with
+        the key returned (from before its call until its reply is settled)."""
+        key = f"call:{token}"
+        with self._lock:
+            self._holds[key] = _Hold([], self.clock(), (op_id, token))
+        return key
+
+    def release_attempt(self, key: str) -> None:
+        with self._lock:
+            self._holds.pop(key, None)
 
     def held(self) -> tuple[list[str], list[tuple[str, str]]]:
         """The action ids and call attempts held now (expired holds dropped)."""

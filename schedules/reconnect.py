@@ -4,7 +4,8 @@ kombu's ``ensure_connection`` defaults to waits of 2, 4, 6 … up to 30 s betwee
 Celery's consumer passes no intervals: after a 30 s Redis outage a worker came back up to 12 s
 late. This consumer (the base of the worker_consumer in config/celery.py) retries at
 :data:`RECONNECT_INTERVAL_S` steady, so due actions flow again within a few seconds of Redis,
-and survives a failing clean-up of the lost connection.
+and survives a failing clean-up of the lost connection, and the ack of a task that ended after
+it (its message belongs to the lost connection).
 """
 
 from __future__ import annotations
@@ -37,6 +38,20 @@ class QuickReconnectConsumer(Consumer):  # type: ignore[misc]
 
         conn.ensure_connection = steady
         return super().ensure_connected(conn)
+
+    def call_soon_ack(self, p: Any, *args: Any, **kwargs: Any) -> Any:
+        # A task running while the broker went away (an action waiting for its second, a call
+        # in progress) ends after the reconnect; kombu then acks its message through the lost,
+        # collected connection and raises AttributeError, which ends the whole worker. The
+        # message stays unacked in the broker and is delivered again; its actions are guarded.
+        def ack_or_leave(*ack_args: Any, **ack_kwargs: Any) -> Any:
+            try:
+                return p(*ack_args, **ack_kwargs)
+            except AttributeError as error:
+                log.warning("ack through a lost broker connection failed (%s); left unacked", error)
+                return None
+
+        return super().call_soon_ack(ack_or_leave, *args, **kwargs)
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         # Celery 5.7 collects the lost connection, then closes it; the close restores unacked

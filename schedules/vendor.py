@@ -10,9 +10,18 @@ from typing import Any
 
 from worker.anyrtc import AnyRTCClient
 from worker.anyrtc import results as vendor_results
+from worker.anyrtc.client import START, STOP, RecordCall
 from worker.errors import AnyRTCError, RecordCallFailed, VendorTimeout, VendorUnreachable
 
-__all__ = ["CallOutcome", "ResultStrings", "call_vendor", "parse_result_patterns", "user_data_text"]
+__all__ = [
+    "CallOutcome",
+    "PreparedCall",
+    "ResultStrings",
+    "call_vendor",
+    "parse_result_patterns",
+    "prepare_call",
+    "user_data_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +95,70 @@ def user_data_text(user_data: Any) -> str | None:
     return json.dumps(user_data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A start or stop built before its due time for ``kind``, ``room_id`` and ``params`` (the
+    booking's, as the action script will hand them over); used only if the grant asks for the
+    very same call (:meth:`fits`)."""
+
+    kind: str
+    room_id: str
+    params_json: str
+    call: RecordCall
+
+    def fits(self, kind: str, room_id: str, params: dict[str, Any]) -> bool:
+        return (kind, room_id, _params_json(params)) == (self.kind, self.room_id, self.params_json)
+
+
+def _params_json(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def prepare_call(
+    client: AnyRTCClient, kind: str, room_id: str, params: dict[str, Any]
+) -> PreparedCall | None:
+    """Build ``kind``'s call ahead of time; None when the client refuses the parameters (the
+    call at due time then reports the refusal, as without preparing)."""
+    try:
+        if kind == "start":
+            call = client.prepare_record(
+                START,
+                room_id,
+                user_data=params.get("user_data"),
+                name_rule=params.get("name_rule"),
+                path=params.get("path"),
+                room_type=params.get("room_type"),
+            )
+        else:
+            call = client.prepare_record(STOP, room_id, room_type=params.get("room_type"))
+    except (ValueError, TypeError):
+        return None
+    return PreparedCall(kind, room_id, _params_json(params), call)
+
+
 def call_vendor(
     client: AnyRTCClient,
     kind: str,
     room_id: str,
     params: dict[str, Any],
     results: ResultStrings | None = None,
+    prepared: PreparedCall | None = None,
 ) -> CallOutcome:
-    """Call startrecord or stoprecord once and classify the reply (never raises vendor errors)."""
-    room_type = params.get("room_type")
+    """Call startrecord or stoprecord once and classify the reply (never raises vendor errors).
+    ``prepared``: the same call built ahead, sent as it is when it fits what is asked."""
     try:
-        if kind == "start":
+        if prepared is not None and prepared.fits(kind, room_id, params):
+            client.send_record(prepared.call)
+        elif kind == "start":
             client.start_record(
                 room_id,
                 user_data=params.get("user_data"),
                 name_rule=params.get("name_rule"),
                 path=params.get("path"),
-                room_type=room_type,
+                room_type=params.get("room_type"),
             )
         else:
-            client.stop_record(room_id, room_type=room_type)
+            client.stop_record(room_id, room_type=params.get("room_type"))
     except RecordCallFailed as exc:
         # The reply to a repeated call (after a lost reply) or to a room changed behind our
         # back: the room is already in the state we want.

@@ -24,6 +24,7 @@ __all__ = [
     "redis_from_url",
     "script_source",
     "scripts_for",
+    "warm_connections",
 ]
 
 #: The helper library every script is prepended with: (package, file name).
@@ -92,6 +93,21 @@ class ScriptSet:
     def __contains__(self, name: str) -> bool:
         return name in self._scripts
 
+    def ensure_loaded(self) -> int:
+        """Load every script Redis does not hold (a new server, a restart, SCRIPT FLUSH): one
+        round trip when all are there. A caller about to run many scripts at once calls this
+        first, so its threads do not each meet NOSCRIPT and load the same script at that moment.
+        Returns how many were loaded."""
+        scripts = list(self._scripts.values())
+        client = scripts[0].registered_client if scripts else None
+        if client is None:
+            return 0
+        held = client.script_exists(*(script.sha for script in scripts))
+        missing = [script for script, there in zip(scripts, held, strict=True) if not there]
+        for script in missing:
+            client.script_load(script.script)
+        return len(missing)
+
 
 _cache: dict[tuple[int, str], tuple[redis.Redis, ScriptSet]] = {}
 _lock = threading.Lock()
@@ -105,3 +121,22 @@ def scripts_for(client: redis.Redis, package: str) -> ScriptSet:
             cached = (client, ScriptSet(client, package))
             _cache[(id(client), package)] = cached
         return cached[1]
+
+
+_warm_lock = threading.Lock()
+
+
+def warm_connections(client: redis.Redis, count: int) -> int:
+    """Make sure ``client``'s pool holds ``count`` connections, opened now: threads about to
+    run commands at once then do not each open one (TCP, HELLO, CLIENT SETINFO) at that moment.
+    Connections already open are reused; returns ``count``."""
+    pool = client.connection_pool
+    with _warm_lock:
+        taken = []
+        try:
+            for _ in range(count):
+                taken.append(pool.get_connection())
+        finally:
+            for connection in taken:
+                pool.release(connection)
+    return len(taken)

@@ -477,10 +477,12 @@ def test_a_failing_action_in_a_batch_spares_the_others_and_comes_back_after_its_
 
     real_call = actions_module.call_vendor
 
-    def flaky(client: Any, kind: str, room_id: str, params: Any, results: Any = None) -> Any:
+    def flaky(
+        client: Any, kind: str, room_id: str, params: Any, results: Any = None, prepared: Any = None
+    ) -> Any:
         if room_id == "r-bad":
             raise RuntimeError("worker bug")
-        return real_call(client, kind, room_id, params, results)
+        return real_call(client, kind, room_id, params, results, prepared)
 
     monkeypatch.setattr(actions_module, "call_vendor", flaky)
     book(ctx, "bad", "r-bad", 10, 20)

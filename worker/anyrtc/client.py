@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -20,7 +21,16 @@ from worker.anyrtc.gate import OpenGate, QueryGate
 from worker.anyrtc.models import RecordResult, VodPage
 from worker.anyrtc.namerule import NameRule
 from worker.anyrtc.signing import make_random, sign
-from worker.anyrtc.transport import clip, new_session, post_json
+from worker.anyrtc.transport import (
+    DEFAULT_POOL_SIZE,
+    ConnectionWarmer,
+    clip,
+    mount_pool,
+    new_session,
+    post_json,
+    prepare_post,
+    send_prepared,
+)
 from worker.errors import (
     AnyRTCError,
     ProtocolError,
@@ -32,7 +42,7 @@ from worker.errors import (
 if TYPE_CHECKING:
     from config.settings import Settings
 
-__all__ = ["DEFAULT_PAGE_MAX", "LIST_BY_ROOM", "LIST_BY_TIME", "AnyRTCClient"]
+__all__ = ["DEFAULT_PAGE_MAX", "LIST_BY_ROOM", "LIST_BY_TIME", "AnyRTCClient", "RecordCall"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,19 @@ def _check_ms(name: str, value: int) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class RecordCall:
+    """A start or stop call built ahead of its moment (:meth:`AnyRTCClient.prepare_record`):
+    what it asks for (``endpoint``, ``room_id``, ``body``, ``room_type``) and the encoded
+    request, sent by :meth:`AnyRTCClient.send_record`."""
+
+    endpoint: str
+    room_id: str
+    room_type: str
+    body: Mapping[str, str] | None
+    request: requests.PreparedRequest
+
+
 class AnyRTCClient:
     """A client for one anyRTC app id; safe to share between threads."""
 
@@ -79,6 +102,7 @@ class AnyRTCClient:
         query_gate: QueryGate | None = None,
         clock: Callable[[], float] = time.time,
         session: requests.Session | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if not app_id:
             raise ValueError("app_id must not be empty")
@@ -90,7 +114,8 @@ class AnyRTCClient:
         self.timeout_s = timeout_s
         self.query_gate: QueryGate = query_gate or OpenGate()
         self.clock = clock
-        self.session = session or new_session()
+        self.session = session or new_session(pool_size)
+        self._warmer = ConnectionWarmer(self.session, self.record_api_url, timeout_s)
 
     @classmethod
     def from_settings(
@@ -99,6 +124,7 @@ class AnyRTCClient:
         *,
         query_gate: QueryGate | None = None,
         clock: Callable[[], float] = time.time,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> AnyRTCClient:
         """A client configured from :class:`config.Settings`."""
         return cls(
@@ -110,6 +136,7 @@ class AnyRTCClient:
             timeout_s=settings.anyrtc_http_timeout_s,
             query_gate=query_gate,
             clock=clock,
+            pool_size=pool_size,
         )
 
     def __repr__(self) -> str:
@@ -117,6 +144,13 @@ class AnyRTCClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def size_pool(self, pool_size: int) -> None:
+        """Keep up to ``pool_size`` connections per vendor host (one per thread that may call
+        at once); connections of the previous pool are closed. Call before the calls start."""
+        old = self.session.get_adapter(self.record_api_url)
+        mount_pool(self.session, pool_size)
+        old.close()
 
     # -- start / stop -------------------------------------------------------------------------
 
@@ -130,35 +164,54 @@ class AnyRTCClient:
         room_type: str | None = None,
     ) -> RecordResult:
         """Start recording ``room_id``; raise RecordCallFailed unless the vendor says ``ok``."""
-        body: dict[str, str] = {}
-        if path is not None:
-            body["Path"] = _check_path(path)
-        data = _user_data_string(user_data)
-        if data is not None:
-            body["UserData"] = data
-        if name_rule is not None:
-            rule = name_rule if isinstance(name_rule, NameRule) else NameRule.parse(name_rule)
-            body["NameRule"] = rule.rule
-        return self._record_call(START, room_id, room_type, body)
+        call = self.prepare_record(
+            START, room_id, user_data=user_data, name_rule=name_rule, path=path, room_type=room_type
+        )
+        return self.send_record(call)
 
     def stop_record(self, room_id: str, *, room_type: str | None = None) -> RecordResult:
         """Stop recording ``room_id``; raise RecordCallFailed unless the vendor says ``ok``."""
-        return self._record_call(STOP, room_id, room_type, None)
+        return self.send_record(self.prepare_record(STOP, room_id, room_type=room_type))
 
-    def _record_call(
-        self, endpoint: str, room_id: str, room_type: str | None, body: dict[str, str] | None
-    ) -> RecordResult:
+    def prepare_record(
+        self,
+        endpoint: str,
+        room_id: str,
+        *,
+        user_data: str | Mapping[str, Any] | None = None,
+        name_rule: str | NameRule | None = None,
+        path: str | None = None,
+        room_type: str | None = None,
+    ) -> RecordCall:
+        """Check and encode a ``startrecord`` or ``stoprecord`` call (``endpoint``), to send
+        later; the start's options are ignored for a stop. Raises ValueError/TypeError for
+        parameters the vendor would refuse, as the calls themselves do."""
+        if endpoint not in (START, STOP):
+            raise ValueError(f"unknown record endpoint {endpoint!r}")
         if not isinstance(room_id, str) or not room_id:
             raise ValueError("room_id must be a non-empty string")
-        params = {"AppID": self.app_id, "ArRoomID": room_id, "Type": room_type or self.room_type}
-        payload = post_json(
-            self.session,
-            f"{self.record_api_url}/{endpoint}",
-            endpoint,
-            timeout_s=self.timeout_s,
-            params=params,
-            json_body=body,
+        body: dict[str, str] | None = None
+        if endpoint == START:
+            body = {}
+            if path is not None:
+                body["Path"] = _check_path(path)
+            data = _user_data_string(user_data)
+            if data is not None:
+                body["UserData"] = data
+            if name_rule is not None:
+                rule = name_rule if isinstance(name_rule, NameRule) else NameRule.parse(name_rule)
+                body["NameRule"] = rule.rule
+        kind = room_type or self.room_type
+        params = {"AppID": self.app_id, "ArRoomID": room_id, "Type": kind}
+        request = prepare_post(
+            self.session, f"{self.record_api_url}/{endpoint}", params=params, json_body=body
         )
+        return RecordCall(endpoint, room_id, kind, body, request)
+
+    def send_record(self, call: RecordCall) -> RecordResult:
+        """Send a prepared start or stop; raise RecordCallFailed unless the vendor says ``ok``."""
+        endpoint = call.endpoint
+        payload = send_prepared(self.session, call.request, endpoint, timeout_s=self.timeout_s)
         try:
             result = RecordResult.model_validate(payload)
         except ValidationError:
@@ -168,6 +221,11 @@ class AnyRTCClient:
         if not result.ok:
             raise RecordCallFailed(result.result, clip(result.result), endpoint=endpoint)
         return result
+
+    def warm(self, count: int, run: Callable[[Callable[[], None]], Any]) -> int:
+        """Open up to ``count`` connections to the record API ahead of a burst of calls, each
+        by a job handed to ``run`` (see :class:`~worker.anyrtc.transport.ConnectionWarmer`)."""
+        return self._warmer.warm(count, run)
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ the contract, so the parameter list is written out once here, in the signature.
 
 Internal, issued by the dispatcher for claimed actions: ``recordings.perform(action)`` for a
 single one, ``recordings.perform_batch(actions)`` for a group due at the same second (run
-concurrently in the worker; one message instead of one per action).
+concurrently in the worker; one message instead of one per action). Both start shortly before
+their due time, prepare what they can and wait for it (:mod:`schedules.firing`).
 
 Tasks are thin: the work is in :mod:`schedules`. None of them retries through Celery:
 invalid input ends at once with InvalidBooking and a dead letter, and vendor retries are
@@ -30,8 +31,8 @@ from anyrtc_recorder_client.contract import CANCEL, SCHEDULE, START, STOP
 from schedules import (
     cancel,
     get_lifecycle,
-    perform,
     perform_batch,
+    perform_on_time,
     schedule,
     start_now,
     stop_now,
@@ -123,7 +124,7 @@ def perform_task(action: str) -> dict[str, Any]:
     """Carry out one claimed action (issued by the dispatcher; safe to deliver twice)."""
     ctx = get_lifecycle()
     started = ctx.clock()
-    summary = perform(ctx, action)
+    summary = perform_on_time(ctx, action)
     record_action(ctx, action, summary, started)
     raise_if_failed(action, failed_bookings(ctx, summary))
     return summary

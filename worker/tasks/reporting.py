@@ -28,7 +28,8 @@ def _operations(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def record_action(ctx: Lifecycle, action_id: str, summary: dict[str, Any], started: float) -> None:
     """Count the vendor calls the action made; for a booking's first attempt, its lateness
-    (the call is made at ``started`` or, delivered early, at the due time it waited for)."""
+    (the call was sent at its operation's ``sent_at``, else at ``started`` or, delivered early,
+    at the due time it waited for)."""
     metrics = Metrics(ctx.redis, ctx.settings.redis_key_prefix)
     operations = _operations(summary)
     for op in operations:
@@ -41,7 +42,10 @@ def record_action(ctx: Lifecycle, action_id: str, summary: dict[str, Any], start
     view = ctx.reader.booking(ref.subject)
     due = None if view is None else (view.start_due if ref.kind == "start" else view.stop_due)
     if due is not None:
-        metrics.lateness(max(started, due) - due)
+        # The send time when the summary has it: a task prepared ahead started before its due.
+        sent = operations[0].get("sent_at")
+        sent_at = float(sent) if isinstance(sent, int | float) else started
+        metrics.lateness(max(sent_at, due) - due)
 
 
 def failed_bookings(ctx: Lifecycle, summary: dict[str, Any]) -> list[BookingView]:

@@ -1,0 +1,183 @@
+"""A herd's actions prepared ahead and fired at their second (schedules/firing.py), against Redis
+and the simulator: the prepared request is the very call the vendor gets, warm connections are
+open before the second, calls go out before any reply is settled, and nothing goes out early."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import pytest
+import redis
+
+from config.settings import load_settings
+from schedules import Lifecycle, schedule
+from schedules import firing as firing_module
+from schedules.firing import perform_batch, prepare
+from schedules.testing import FakeClock, InProcessRunner
+from schedules.vendor import call_vendor, prepare_call
+from schedules.workpool import PriorityPool
+from tests.support.waiting import wait_until
+from worker.anyrtc import AnyRTCClient
+
+pytestmark = pytest.mark.integration
+
+T0 = 2_000_000_000.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def ctx(redis_client: redis.Redis, clock: FakeClock, vendor: Any) -> Lifecycle:
+    settings = load_settings(action_lease_s=2.0, dispatch_ahead_s=2.0)
+    return Lifecycle(settings, redis_client, clock=clock, sleep=clock.sleep, rng=random.Random(7))
+
+
+def book(ctx: Lifecycle, booking_id: str, room: str, start: float, **kw: Any) -> None:
+    schedule(ctx, booking_id=booking_id, room_id=room, start_at=T0 + start, end_at=T0 + 60, **kw)
+
+
+def test_a_prepared_start_is_the_same_request_as_one_built_at_once(vendor: Any) -> None:
+    client = AnyRTCClient(vendor.app_id, vendor.vod_token, record_api_url=vendor.record_api_url)
+    params = {"user_data": {"b": 1, "a": "x"}, "name_rule": "ar_{roomid}_{random}", "path": "p/q"}
+    prepared = prepare_call(client, "start", "r-prep", params)
+    assert prepared is not None and prepared.fits("start", "r-prep", dict(params))
+    assert not prepared.fits("start", "r-other", params)
+    assert not prepared.fits("start", "r-prep", {**params, "path": "p/z"})
+    assert not prepared.fits("stop", "r-prep", params)
+    assert call_vendor(client, "start", "r-prep", params, prepared=prepared).outcome == "ok"
+    client.stop_record("r-prep")
+    client.start_record("r-prep", **params)  # type: ignore[arg-type]
+    first, second = [
+        e for e in vendor.journal("startrecord") if e["params"]["ArRoomID"] == "r-prep"
+    ]
+    assert first["params"] == second["params"] and first["verdict"] == second["verdict"] == "ok"
+
+
+def test_a_refused_parameter_is_not_prepared_and_fails_as_before(vendor: Any) -> None:
+    client = AnyRTCClient(vendor.app_id, vendor.vod_token, record_api_url=vendor.record_api_url)
+    assert prepare_call(client, "start", "r-bad", {"path": "/abs"}) is None
+    outcome = call_vendor(client, "start", "r-bad", {"path": "/abs"})
+    assert (outcome.outcome, outcome.code) == ("fail", "invalid_request")
+    assert vendor.journal("startrecord") == []
+
+
+def test_warming_opens_connections_the_calls_then_use(vendor: Any) -> None:
+    client = AnyRTCClient(
+        vendor.app_id, vendor.vod_token, record_api_url=vendor.record_api_url, pool_size=6
+    )
+
+    def accepted() -> int:  # connections the simulator holds open
+        with vendor.server._httpd._open_lock:
+            return len(vendor.server._httpd._open)
+
+    before = accepted()
+    assert client._warmer.idle_open() == 0
+    assert client.warm(4, lambda job: job()) == 4
+    assert client._warmer.idle_open() == 4
+    assert client.warm(4, lambda job: job()) == 0  # already open: nothing to do
+    assert client.warm(10, lambda job: job()) == 2  # never more than the pool keeps
+    assert client._warmer.idle_open() == 6
+    wait_until(lambda: accepted() == before + 6, 5, "the simulator to accept six connections")
+    # Six threads calling at once find six open connections: none is opened at the second.
+    barrier = threading.Barrier(6)
+
+    def start(number: int) -> None:
+        barrier.wait()
+        client.start_record(f"r-warm-{number}")
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert client._warmer.idle_open() == 6
+    assert accepted() == before + 6
+    client.close()
+
+
+def test_a_batch_makes_every_call_before_settling_any_reply(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_call, real_conclude = firing_module.call, firing_module.conclude
+
+    def traced_call(ctx: Lifecycle, grant: Any, prepared: Any = None) -> Any:
+        events.append(f"call {grant.room_id} prepared={prepared is not None}")
+        return real_call(ctx, grant, prepared)
+
+    def traced_conclude(ctx: Lifecycle, grant: Any, *args: Any) -> Any:
+        events.append(f"settle {grant.room_id}")
+        return real_conclude(ctx, grant, *args)
+
+    monkeypatch.setattr(firing_module, "call", traced_call)
+    monkeypatch.setattr(firing_module, "conclude", traced_conclude)
+    monkeypatch.setattr(firing_module, "_pool", PriorityPool(1, name="test-actions"))
+    for n in range(3):
+        book(ctx, f"h{n}", f"r-h{n}", 10)
+    clock.set(T0 + 8.5)  # claimed ahead and delivered ahead, as the dispatcher does
+    claimed = InProcessRunner(ctx, ahead_s=2.0).claim()
+    assert len(claimed) == 3
+    result = perform_batch(ctx, claimed)
+    assert result["verdicts"] == {"call": 3} and result["failed"] == []
+    assert clock() >= T0 + 10  # it waited for the second
+    assert events == [f"call r-h{n} prepared=True" for n in range(3)] + [
+        f"settle r-h{n}" for n in range(3)
+    ]
+    assert {ctx.reader.booking(f"h{n}").state for n in range(3)} == {"recording"}  # type: ignore[union-attr]
+    summary = result["summaries"]["start:h0:1"]
+    assert summary["operations"][0]["sent_at"] >= T0 + 10
+
+
+def test_preparing_reads_only_and_a_reschedule_after_it_is_honoured(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any
+) -> None:
+    book(ctx, "moved", "r-moved", 10, user_data={"v": 1})
+    clock.set(T0 + 8.5)
+    claimed = InProcessRunner(ctx, ahead_s=2.0).claim()
+    plans = prepare(ctx, claimed)
+    assert plans[claimed[0]].due_at == T0 + 10 and plans[claimed[0]].call is not None
+    assert ctx.reader.booking("moved").state == "scheduled"  # type: ignore[union-attr]
+    # Rescheduled after its request was built: the prepared action is stale (no call), and the
+    # new one carries the new parameters.
+    book(ctx, "moved", "r-moved", 10, user_data={"v": 2})
+    result = perform_batch(ctx, claimed)
+    assert result["verdicts"] == {"stale": 1}
+    clock.set(T0 + 10)
+    assert perform_batch(ctx, InProcessRunner(ctx).claim())["verdicts"] == {"call": 1}
+    [call] = [e for e in vendor.journal("startrecord") if e["params"]["ArRoomID"] == "r-moved"]
+    assert call["params"]["UserData"] == '{"v":2}'
+
+
+def test_preparing_loads_the_scripts_a_fresh_redis_does_not_hold() -> None:
+    from tests.support.own_redis import OwnRedis
+    from worker.redis import scripts_for
+
+    own = OwnRedis().start()
+    try:
+        client = redis.Redis.from_url(own.url, decode_responses=True)
+        scripts = scripts_for(client, "schedules.lua")
+        assert scripts.ensure_loaded() > 0  # a new server holds none
+        assert scripts.ensure_loaded() == 0
+        assert all(client.script_exists(scripts.apply_action.sha, scripts.finish_call.sha))
+        client.close()
+    finally:
+        own.close()
+
+
+def test_warming_redis_leaves_one_open_connection_per_thread(redis_url: str) -> None:
+    from worker.redis import redis_from_url, warm_connections
+
+    client = redis_from_url(redis_url)
+    try:
+        assert warm_connections(client, 5) == 5
+        idle = client.connection_pool._available_connections  # type: ignore[attr-defined]
+        assert len(idle) == 5 and all(c._sock is not None for c in idle)
+        warm_connections(client, 5)  # the same five, not five more
+        assert len(client.connection_pool._available_connections) == 5  # type: ignore[attr-defined]
+    finally:
+        client.close()
