@@ -7,11 +7,14 @@ Exactly-once reasoning, in short (docs/lifecycle.md has the long form):
   out atomically (apply_action.lua / begin_call.lua); a second delivery finds the attempt open
   and makes no call; once settled (finish_call.lua) the operation is gone;
 - only an attempt whose lease ran out without a recorded reply (worker lost or call hung) is
-  repeated, and "already recording"/"not recording" to that repeat counts as done.
+  repeated, and "already recording"/"not recording" to that repeat counts as done; a reply
+  that came but was not settled before the worker died is noted in the room hash (:func:`call`)
+  and settled by the attempt that takes over, without a second call.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +25,21 @@ from schedules.outcomes import CallGrant
 from schedules.vendor import CallOutcome, PreparedCall, call_vendor, user_data_text
 from schedules.windows import backoff_s
 
-__all__ = ["Begun", "begin", "conclude", "perform", "run_operation"]
+__all__ = [
+    "REPLY_FIELD",
+    "Begun",
+    "begin",
+    "call",
+    "conclude",
+    "noted_reply",
+    "perform",
+    "run_operation",
+]
 
 log = logging.getLogger(__name__)
+
+#: Field of the room hash holding the last vendor reply: [op_id, outcome, code, message].
+REPLY_FIELD = "reply"
 
 
 @dataclass
@@ -108,10 +123,38 @@ def run_operation(
 
 
 def call(ctx: Lifecycle, grant: CallGrant, prepared: PreparedCall | None = None) -> CallOutcome:
-    """The vendor call of ``grant`` (the caller holds its attempt's lease meanwhile)."""
-    return call_vendor(
+    """The vendor call of ``grant`` (the caller holds its attempt's lease meanwhile).
+
+    A herd settles its replies after all its calls (schedules/firing.py), so a worker that dies
+    in between holds answered calls nobody settled. Each reply is therefore noted in the room
+    hash the moment it comes (one HSET); the attempt that takes over the operation settles a
+    noted reply instead of calling the vendor again. Only calls still in flight at the death
+    are repeated."""
+    room_key = ctx.keys.room(grant.room_id)
+    if grant.attempt > 1:
+        noted = noted_reply(ctx.redis.hget(room_key, REPLY_FIELD), grant.op_id)
+        if noted is not None:
+            return noted
+    outcome = call_vendor(
         ctx.client, grant.kind, grant.room_id, grant.params or {}, ctx.results, prepared
     )
+    if outcome.outcome != "retry":
+        note = [grant.op_id, outcome.outcome, outcome.code, outcome.message]
+        ctx.redis.hset(room_key, REPLY_FIELD, json.dumps(note, ensure_ascii=False))
+    return outcome
+
+
+def noted_reply(raw: str | bytes | None, op_id: str) -> CallOutcome | None:
+    """The reply noted for operation ``op_id``, or None (none noted, or another operation's)."""
+    if not raw:
+        return None
+    try:
+        noted_op, outcome, code, message = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    if noted_op != op_id or outcome not in ("ok", "already", "fail"):
+        return None
+    return CallOutcome(str(outcome), str(code), str(message))
 
 
 def conclude(

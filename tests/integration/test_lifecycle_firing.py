@@ -187,3 +187,38 @@ def test_warming_redis_leaves_one_open_connection_per_thread(redis_url: str) -> 
         assert len(client.connection_pool._available_connections) == 5  # type: ignore[attr-defined]
     finally:
         client.close()
+
+
+def test_a_reply_noted_but_not_settled_is_settled_by_the_takeover_without_a_second_call(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any
+) -> None:
+    from schedules.actions import begin, call, run_operation
+
+    book(ctx, "noted", "r-noted", 10)
+    clock.set(T0 + 10)
+    [action] = InProcessRunner(ctx).claim()
+    begun = begin(ctx, action)
+    assert begun.grant is not None and begun.grant.attempt == 1
+    # The vendor answers; the worker dies before settling (a herd settles after its calls).
+    assert call(ctx, begun.grant).outcome == "ok"
+    assert ctx.reader.booking("noted").state == "starting"  # type: ignore[union-attr]
+
+    clock.advance(ctx.lease_s + 1)  # its lease runs out: the operation is issued again
+    [again] = InProcessRunner(ctx).claim()
+    taken = begin(ctx, again)
+    assert taken.grant is not None and taken.grant.attempt == 2
+    [settled] = run_operation(ctx, taken.grant)
+    assert settled["outcome"] == "ok"
+    assert ctx.reader.booking("noted").state == "recording"  # type: ignore[union-attr]
+    starts = [e for e in vendor.journal("startrecord") if e["params"]["ArRoomID"] == "r-noted"]
+    assert len(starts) == 1
+
+
+def test_a_noted_reply_of_another_operation_is_not_used() -> None:
+    from schedules.actions import noted_reply
+
+    assert noted_reply('["op:r:1", "ok", "", ""]', "op:r:1") is not None
+    assert noted_reply('["op:r:1", "ok", "", ""]', "op:r:2") is None
+    assert noted_reply('["op:r:1", "retry", "", ""]', "op:r:1") is None
+    assert noted_reply("not json", "op:r:1") is None
+    assert noted_reply(None, "op:r:1") is None

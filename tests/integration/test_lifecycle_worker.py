@@ -387,10 +387,10 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_nothing_twice(
     )
     assert set(ok_starts) == set(rooms) and max(ok_starts.values()) == 1
     assert max(starts.values()) <= 2, starts
-    # Only calls the killed worker had made and not settled can have been repeated: a herd's
-    # replies are settled after its calls (schedules/firing.py), and each repeat was answered
-    # "already recording" (one ok start per room, above).
-    assert sum(starts.values()) - len(rooms) <= started_before_kill, starts
+    # Only calls in flight in the killed worker (its 4 action threads) can have been repeated:
+    # a reply that came but was not yet settled (a herd settles after its calls) was noted in
+    # the room and settled by the takeover without a second call (schedules/actions.call).
+    assert sum(starts.values()) - len(rooms) <= 4, starts
     assert max(stops.values()) <= 2, stops
     states = Counter(ctx.reader.booking(f"k-{room}").state for room in rooms)  # type: ignore[union-attr]
     assert states == {"stopped": len(rooms)}
