@@ -52,10 +52,11 @@ class Begun:
     holders: list[str] | None = None
 
 
-def begin(ctx: Lifecycle, action_id: str) -> Begun:
+def begin(ctx: Lifecycle, action_id: str, room_hint: str | None = None) -> Begun:
     """Run a claimed action's guard script (apply_action.lua, or begin_call.lua for a room
     operation issued again): what happens without a vendor call happens here; a call this
-    process must make comes back as the grant."""
+    process must make comes back as the grant. ``room_hint``: the booking's room as read
+    before, to save a read (see :meth:`LifecycleStore.apply_action`)."""
     ref = parse_action(action_id)
     token = ctx.new_token()
     summary: dict[str, Any] = {"action": action_id}
@@ -68,7 +69,9 @@ def begin(ctx: Lifecycle, action_id: str) -> Begun:
             summary["operations"] = [settled, *(run_operation(ctx, follow) if follow else [])]
             return Begun(summary)
         return Begun(summary, grant if grant.verdict == "call" else None)
-    result = ctx.store.apply_action(action_id, now=ctx.clock(), lease_s=ctx.lease_s, token=token)
+    result = ctx.store.apply_action(
+        action_id, now=ctx.clock(), lease_s=ctx.lease_s, token=token, room_hint=room_hint
+    )
     if result.verdict == "early":
         # Claimed ahead of time and delivered a little early: wait for the due time here
         # rather than let the lease run out (the vendor must never see an early start).

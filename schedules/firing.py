@@ -107,6 +107,7 @@ class Planned:
 
     due_at: float | None = None
     call: PreparedCall | None = None
+    room_id: str | None = None
 
 
 def prepare(ctx: Lifecycle, action_ids: Iterable[str]) -> dict[str, Planned]:
@@ -124,7 +125,7 @@ def prepare(ctx: Lifecycle, action_ids: Iterable[str]) -> dict[str, Planned]:
             continue
         room_id = view.room_id if ref.kind == "start" else view.held_room
         prepared = prepare_call(ctx.client, ref.kind, room_id, view.params) if room_id else None
-        plans[action_id] = Planned(view.next_at, prepared)
+        plans[action_id] = Planned(view.next_at, prepared, room_id or "")
     return plans
 
 
@@ -208,7 +209,7 @@ def _fire(
     """At the due time: the guard script and the call. What follows the reply is queued on
     ``pool`` behind every action still waiting, and its future returned."""
     wait_until(ctx, plan.due_at)
-    begun = begin(ctx, action_id)
+    begun = begin(ctx, action_id, plan.room_id)
     grant = begun.grant
     if grant is None:
         return begun.summary

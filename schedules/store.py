@@ -158,9 +158,18 @@ class LifecycleStore:
         )
 
     def apply_action(
-        self, action_id: str, *, now: float, lease_s: float, token: str
+        self,
+        action_id: str,
+        *,
+        now: float,
+        lease_s: float,
+        token: str,
+        room_hint: str | None = None,
     ) -> ActionResult:
-        """Apply a claimed booking action (apply_action.lua); see the script for verdicts."""
+        """Apply a claimed booking action (apply_action.lua); see the script for verdicts.
+
+        ``room_hint``: the booking's room as read before (a herd's preparation), tried first
+        to save a read at the due second; the script answers ``moved`` if it changed since."""
         ref = parse_action(action_id)
         if ref.is_room_op:
             raise ValueError(f"{action_id} is a room operation; use begin_call")
@@ -169,7 +178,10 @@ class LifecycleStore:
         room_field = "rm" if ref.kind == "start" else "hr"
         argv = [action_id, _num(now), _num(lease_s), token, self.retention_s, self.history_max]
         for _ in range(MOVED_TRIES):
-            room_id = self.r.hget(booking_key, room_field) or ""
+            if room_hint is not None:
+                room_id, room_hint = room_hint, None
+            else:
+                room_id = self.r.hget(booking_key, room_field) or ""
             keys = [
                 booking_key,
                 k.bhist(ref.subject),

@@ -222,3 +222,28 @@ def test_a_noted_reply_of_another_operation_is_not_used() -> None:
     assert noted_reply('["op:r:1", "retry", "", ""]', "op:r:1") is None
     assert noted_reply("not json", "op:r:1") is None
     assert noted_reply(None, "op:r:1") is None
+
+
+def test_the_room_read_ahead_saves_the_read_at_the_second_and_a_stale_one_is_read_again(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book(ctx, "hinted", "r-hinted", 10)
+    book(ctx, "unhinted", "r-unhinted", 10)
+    clock.set(T0 + 10)
+    claimed = sorted(InProcessRunner(ctx).claim())
+    reads: list[str] = []
+    real_hget = ctx.store.r.hget
+
+    def counted_hget(name: str, key: str) -> Any:
+        reads.append(name)
+        return real_hget(name, key)
+
+    monkeypatch.setattr(ctx.store.r, "hget", counted_hget)
+    [hinted] = [a for a in claimed if ":hinted:" in a]
+    [unhinted] = [a for a in claimed if ":unhinted:" in a]
+    right = ctx.store.apply_action(hinted, now=clock(), lease_s=2, token="t1", room_hint="r-hinted")
+    assert right.verdict == "call" and reads == []
+    # A room changed since it was read ahead: the script refuses it, the room is read again.
+    wrong = ctx.store.apply_action(unhinted, now=clock(), lease_s=2, token="t2", room_hint="r-x")
+    assert wrong.verdict == "call" and wrong.grant is not None
+    assert wrong.grant.op_id.startswith("op:r-unhinted:") and len(reads) == 1
