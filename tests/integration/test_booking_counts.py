@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from config.settings import load_settings
 from schedules import Lifecycle, cancel, schedule, start_now, stop_now
-from schedules.counts import BookingCounts, scan_counts
+from schedules.counts import BookingCounts, EndedPruner, scan_counts
 from schedules.keys import hash_tag
 from schedules.migrate import migrate_bookings
 from schedules.testing import FakeClock, InProcessRunner
@@ -206,3 +206,21 @@ def test_rebuild_puts_drifted_counts_right(redis_client: redis.Redis) -> None:
     assert counts.read()["recording"] == 0
     assert ctx.redis.zrange(ctx.keys.ended, 0, -1) == ["cancelled:c"]
     assert_counts_match_scan(ctx)
+
+
+def test_the_workers_prune_loop_takes_expired_bookings_out_without_a_scrape(
+    redis_client: redis.Redis,
+) -> None:
+    ctx = lifecycle(redis_client, "loop")
+    cancel(ctx, booking_id="x")
+    ctx.redis.delete(ctx.keys.booking("x"), ctx.keys.bhist("x"))  # expired
+    clock = ctx.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(RETENTION_S + 1)
+    pruner = EndedPruner(BookingCounts(ctx.redis, ctx.keys), clock=clock, interval_s=0.05)
+    pruner.start()
+    try:
+        wait_until(lambda: ctx.redis.zcard(ctx.keys.ended) == 0, 5, "the loop to prune")
+    finally:
+        pruner.stop()
+    assert BookingCounts(ctx.redis, ctx.keys).read()["cancelled"] == 0
