@@ -19,10 +19,10 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.bookings",
-    "worker.cli.counts",
     "worker.cli.deadletters",
     "worker.cli.delivery",
     "worker.cli.budget",
+    "worker.cli.counts",
     "worker.cli.doctor",
     "worker.cli.health",
 )
