@@ -21,6 +21,7 @@ from celery.signals import task_postrun, task_received, task_revoked
 
 from config.celery import LIFECYCLE_QUEUE
 from schedules import get_lifecycle
+from schedules.counts import BookingCounts, EndedPruner
 from schedules.dispatcher import Dispatcher, Publisher
 from schedules.firing import set_pool_threads
 
@@ -196,6 +197,7 @@ class DispatchStep(bootsteps.StartStopStep):
         # The heartbeat runs until the process ends (a daemon thread): a warm shutdown waits
         # for calls in progress after this step has stopped, and they stay leased meanwhile.
         ctx.leases.start()
+        EndedPruner(BookingCounts(ctx.redis, ctx.keys), clock=ctx.clock).start()
         self._thread = threading.Thread(
             target=dispatcher.run, args=(self._stop,), name="lifecycle-dispatcher", daemon=True
         )

@@ -26,6 +26,11 @@ key (after ``{<prefix>}:``)       type    content
 ``lc:outbox``                     zset    booking events not yet published downstream: JSON facts
                                           scored by when they are due (epoch ms; a publisher's
                                           lease pushes the score on)
+``lc:counts``                     hash    bookings per state (state -> count), kept by every
+                                          state write (``schedules/counts.py``)
+``lc:ended``                      zset    finished bookings, ``<state>:<booking_id>``, scored by
+                                          when their hash expires (epoch s); pruned from the
+                                          counts once expired
 ``lc:dl:seq``                     string  dead-letter id counter
 ``lc:dl:entries``                 hash    dead-letter id -> JSON entry
 ``lc:dl:index``                   zset    dead-letter ids scored by creation time
@@ -103,6 +108,14 @@ class LifecycleKeys:
     @property
     def outbox(self) -> str:
         return self.base + "outbox"
+
+    @property
+    def counts(self) -> str:
+        return self.base + "counts"
+
+    @property
+    def ended(self) -> str:
+        return self.base + "ended"
 
     @property
     def dl_seq(self) -> str:

@@ -8,19 +8,25 @@ changes meanwhile is tried again on the next run), so a crash leaves every booki
 or the other. Its pending action keeps its id (``start:<id>:<seq>``), so ``due``, ``inflight``,
 ``active`` and the rooms need no change. A booking that already has a hash in the new layout
 (scheduled again after the upgrade) keeps it; its old keys are left for the operator.
+
+The same transaction counts a moved booking in the per-state counts (``schedules/counts.py``),
+and puts a finished one in ``ended`` by its remaining time to live, so the counts stay exact
+without a rebuild.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
+from schedules.counts import ENDED_STATES
 from schedules.keys import NAMESPACE, LifecycleKeys, hash_tag
-from schedules.layout import FIELDS, num_text, params_text, raw_kwargs
+from schedules.layout import FIELDS, STATE_FIELD, num_text, params_text, raw_kwargs
 
 __all__ = ["MigrationReport", "compact_fields", "migrate_bookings", "old_booking_keys"]
 
@@ -84,7 +90,9 @@ def compact_fields(booking_id: str, old: dict[str, str]) -> dict[str, str]:
     return new
 
 
-def _move(pipe: Any, keys: LifecycleKeys, booking_id: str, old_key: str) -> str | None:
+def _move(
+    pipe: Any, keys: LifecycleKeys, booking_id: str, old_key: str, now: float
+) -> str | None:
     """Move one booking inside ``pipe`` (WATCHing its keys); None when moved, else why not."""
     old_history = old_key[: -len(_OLD_BOOKING + booking_id)] + _OLD_HISTORY + booking_id
     new_key, new_history = keys.booking(booking_id), keys.bhist(booking_id)
@@ -98,10 +106,16 @@ def _move(pipe: Any, keys: LifecycleKeys, booking_id: str, old_key: str) -> str 
         return "gone"
     ttl_ms = pipe.pttl(old_key)
     has_history = pipe.exists(old_history)
+    fields = compact_fields(booking_id, old)
+    state = fields.get(STATE_FIELD, "")
     pipe.multi()
-    pipe.hset(new_key, mapping=compact_fields(booking_id, old))
+    pipe.hset(new_key, mapping=fields)
     if ttl_ms > 0:
         pipe.pexpire(new_key, ttl_ms)
+    if state:
+        pipe.hincrby(keys.counts, state, 1)
+        if state in ENDED_STATES and ttl_ms > 0:
+            pipe.zadd(keys.ended, {f"{state}:{booking_id}": now + ttl_ms / 1000})
     pipe.delete(old_key)
     if has_history:
         pipe.rename(old_history, new_history)  # keeps the list's TTL
@@ -109,14 +123,16 @@ def _move(pipe: Any, keys: LifecycleKeys, booking_id: str, old_key: str) -> str 
     return None
 
 
-def migrate_bookings(client: redis.Redis, prefix: str) -> MigrationReport:
+def migrate_bookings(
+    client: redis.Redis, prefix: str, *, clock: Callable[[], float] = time.time
+) -> MigrationReport:
     """Move every booking of the earlier layout under ``prefix`` to the compact one."""
     keys = LifecycleKeys(prefix)
     report = MigrationReport()
     for booking_id, old_key in old_booking_keys(client, prefix):
         with client.pipeline(transaction=True) as pipe:
             try:
-                why = _move(pipe, keys, booking_id, old_key)
+                why = _move(pipe, keys, booking_id, old_key, clock())
             except redis.WatchError:
                 why = "changed while moving; run again"
         if why is None:

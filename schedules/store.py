@@ -133,7 +133,16 @@ class LifecycleStore:
             self.history_max,
             source,
         ]
-        keys = [k.booking(booking_id), k.bhist(booking_id), k.due, k.inflight, k.active, k.outbox]
+        keys = [
+            k.booking(booking_id),
+            k.bhist(booking_id),
+            k.due,
+            k.inflight,
+            k.active,
+            k.outbox,
+            k.counts,
+            k.ended,
+        ]
         verdict, state, nxt, nxt_at, detail = self.scripts.apply_event(keys=keys, args=argv)
         return EventResult(verdict, state, nxt, float(nxt_at) if nxt_at else None, detail)
 
@@ -196,6 +205,8 @@ class LifecycleStore:
                 k.rrel(room_id),
                 k.rhist(room_id),
                 k.outbox,
+                k.counts,
+                k.ended,
             ]
             raw = self.scripts.apply_action(keys=keys, args=[*argv, room_id])
             if raw[0] != MOVED:
@@ -284,6 +295,8 @@ class LifecycleStore:
             k.dl_index,
             k.dl_seq,
             k.outbox,
+            k.counts,
+            k.ended,
         ]
         argv = [
             grant.op_id,

@@ -12,6 +12,8 @@
 -- KEYS[9]  room hash           KEYS[10] rhold set           KEYS[11] rrel set
 -- KEYS[12] rhist list          (KEYS[9..12]: the room ARGV[7], see below)
 -- KEYS[13] outbox zset (booking events to publish downstream, see tell in lib.lua)
+-- KEYS[14] counts hash (bookings per state)  KEYS[15] ended zset (finished bookings by expiry;
+--          both adjusted by set_booking_state / retire_booking in lib.lua)
 -- ARGV[1]  action_id
 -- ARGV[2]  now          epoch s (injected clock)
 -- ARGV[3]  lease_s      lease of a vendor call attempt / of the operation in KEYS[4]
@@ -34,7 +36,8 @@
 
 local aid, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local token = ARGV[4]
-local ctx = {now = now, retention = tonumber(ARGV[5]), history_max = tonumber(ARGV[6])}
+local ctx = {now = now, retention = tonumber(ARGV[5]), history_max = tonumber(ARGV[6]),
+  counts = KEYS[14], ended = KEYS[15]}
 local K_BOOKING, K_BHIST, K_DUE, K_INFLIGHT, K_ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_DL_ENTRIES, K_DL_INDEX, K_DL_SEQ = KEYS[6], KEYS[7], KEYS[8]
 local K_ROOM, K_RHOLD, K_RREL, K_RHIST = KEYS[9], KEYS[10], KEYS[11], KEYS[12]

@@ -11,6 +11,8 @@
 -- KEYS[4]  inflight  zset  action id -> lease deadline
 -- KEYS[5]  active    zset  bookings holding a room -> stop due time
 -- KEYS[6]  outbox    zset  booking events to publish downstream (see tell in lib.lua)
+-- KEYS[7]  counts    hash  bookings per state (set_booking_state in lib.lua)
+-- KEYS[8]  ended     zset  finished bookings by expiry time (retire_booking in lib.lua)
 -- ARGV[1]  mode         schedule | start | cancel | stop
 -- ARGV[2]  booking_id
 -- ARGV[3]  now          epoch s (injected clock)
@@ -33,7 +35,8 @@
 
 local mode, bid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local upd = ARGV[4]
-local ctx = {now = now, retention = tonumber(ARGV[12]), history_max = tonumber(ARGV[13])}
+local ctx = {now = now, retention = tonumber(ARGV[12]), history_max = tonumber(ARGV[13]),
+  counts = KEYS[7], ended = KEYS[8]}
 
 local b = hgetall(KEYS[1])
 local exists = b.st ~= nil
@@ -115,7 +118,8 @@ end
 if mode == 'cancel' or mode == 'stop' then
   if not exists then
     -- A tombstone: a schedule older than this cancel that arrives later must still lose.
-    bput(KEYS[1], 'st', 'cancelled', 'sq', 0, 'ua', upd, 'ca', now, 'ch', now,
+    set_booking_state(ctx, KEYS[1], bid, 'cancelled')
+    bput(KEYS[1], 'sq', 0, 'ua', upd, 'ca', now, 'ch', now,
       'rs', mode .. ' received before any schedule')
     tell(ctx, KEYS[6], KEYS[1], bid, mode .. ' received before any schedule')
     event_note({verdict = 'applied', state = 'cancelled',
@@ -126,7 +130,8 @@ if mode == 'cancel' or mode == 'stop' then
   set_ua()
   if state == 'scheduled' then
     drop_next()
-    bput(KEYS[1], 'st', 'cancelled', 'nx', '', 'na', '', 'ch', now,
+    set_booking_state(ctx, KEYS[1], bid, 'cancelled')
+    bput(KEYS[1], 'nx', '', 'na', '', 'ch', now,
       'rs', mode .. ' before the window started')
     tell(ctx, KEYS[6], KEYS[1], bid, mode .. ' before the window started')
     event_note({verdict = 'applied', from = state, state = 'cancelled'})
@@ -192,7 +197,8 @@ if holding then
   end
 else
   id = set_next('start', start_due)
-  bput(KEYS[1], 'st', 'scheduled', 'en', '', 'fi', '', 'rc', '', 'ra', '', 'ro', '', 'tr', '')
+  set_booking_state(ctx, KEYS[1], bid, 'scheduled')
+  bput(KEYS[1], 'en', '', 'fi', '', 'rc', '', 'ra', '', 'ro', '', 'tr', '')
   detail = 'start pending'
 end
 if exists then

@@ -10,8 +10,10 @@
 -- KEYS[5] inflight zset KEYS[6] due zset       KEYS[7] active zset    KEYS[8] rooms zset
 -- KEYS[9] dl:entries hash  KEYS[10] dl:index zset  KEYS[11] dl:seq string
 -- KEYS[12] outbox zset (booking events to publish downstream, see tell in lib.lua)
--- KEYS[13..] booking hash, bhist list of each booking in ARGV[15..], in pairs: KEYS[11 + 2i],
---          KEYS[12 + 2i] for ARGV[14 + i]
+-- KEYS[13] counts hash (bookings per state)  KEYS[14] ended zset (finished bookings by expiry;
+--          both adjusted by set_booking_state / retire_booking in lib.lua)
+-- KEYS[15..] booking hash, bhist list of each booking in ARGV[15..], in pairs: KEYS[13 + 2i],
+--          KEYS[14 + 2i] for ARGV[14 + i]
 -- ARGV[1]  op_id
 -- ARGV[2]  call_token of the attempt ("" to settle an abandoned start, see begin_call.lua)
 -- ARGV[3]  now (epoch s, injected clock)
@@ -49,7 +51,8 @@
 local op_id, token, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local outcome, code, message = ARGV[4], ARGV[5], ARGV[6]
 local lease, stop_retry = tonumber(ARGV[8]), tonumber(ARGV[11])
-local ctx = {now = now, retention = tonumber(ARGV[10]), history_max = tonumber(ARGV[12])}
+local ctx = {now = now, retention = tonumber(ARGV[10]), history_max = tonumber(ARGV[12]),
+  counts = KEYS[13], ended = KEYS[14]}
 local K_ROOM, K_RHOLD, K_RREL, K_RHIST = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_INFLIGHT, K_DUE, K_ACTIVE, K_ROOMS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_DL_ENTRIES, K_DL_INDEX, K_DL_SEQ = KEYS[9], KEYS[10], KEYS[11]
@@ -80,7 +83,7 @@ local kind, room_id = r.op_kind, r.room_id
 -- The keys of each booking given, by id.
 local given = {}
 for i = 15, #ARGV do
-  given[ARGV[i]] = {booking = KEYS[2 * i - 17], bhist = KEYS[2 * i - 16]}
+  given[ARGV[i]] = {booking = KEYS[2 * i - 15], bhist = KEYS[2 * i - 14]}
 end
 for _, set in ipairs({K_RHOLD, K_RREL}) do
   for _, id in ipairs(redis.call('SMEMBERS', set)) do

@@ -98,6 +98,24 @@ def test_migrate_bookings_moves_the_earlier_layout_once(ctx: Lifecycle) -> None:
     assert code == 0 and out.startswith("moved 0 booking(s)")
 
 
+def test_booking_counts_finds_a_drift_and_rebuilds_from_the_scan(
+    ctx: Lifecycle, redis_client: redis.Redis
+) -> None:
+    start = time.time() + 3600
+    schedule(ctx, booking_id="cnt-1", room_id="rc", start_at=start, end_at=start + 60)
+    code, out, _ = console("booking-counts")
+    assert code == 0 and "kept counts match the scan" in out
+    redis_client.hincrby(ctx.keys.counts, "recording", 2)
+    code, out, _ = console("booking-counts", "--json")
+    report = json.loads(out)
+    assert code == 1 and report["drifted"] == ["recording"]
+    assert report["kept"]["recording"] == 2 and report["scanned"]["scheduled"] == 1
+    code, out, _ = console("booking-counts", "--rebuild")
+    assert code == 0 and "rebuilt from the scan (recording differed)" in out
+    assert redis_client.hget(ctx.keys.counts, "recording") == "0"
+    assert console("booking-counts")[0] == 0
+
+
 def test_files_lists_a_bookings_delivered_files(
     ctx: Lifecycle, keys: DiscoveryKeys, redis_client: redis.Redis
 ) -> None:

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "worker.cli.deadletters",
     "worker.cli.delivery",
     "worker.cli.budget",
+    "worker.cli.counts",
     "worker.cli.doctor",
     "worker.cli.health",
 )

@@ -2,9 +2,11 @@
 -- prepends this file to each script, so a helper is written once. Helpers take every key they
 -- touch as an argument: scripts pass on keys from their KEYS, never build key names.
 --
--- The lifecycle helpers take `ctx`, a table {now, history_max, retention} the script builds
--- from its ARGV: the injected clock, the entries kept per history list, and how long finished
--- bookings and quiet room histories are kept (s).
+-- The lifecycle helpers take `ctx`, a table {now, history_max, retention, counts, ended} the
+-- script builds from its ARGV and KEYS: the injected clock, the entries kept per history list,
+-- how long finished bookings and quiet room histories are kept (s), and the two keys every
+-- booking state write adjusts (see set_booking_state): `counts` (hash state -> bookings) and
+-- `ended` (zset "<state>:<booking_id>" -> when the finished booking's hash expires).
 
 -- hgetall(key): HGETALL as a Lua table (field -> value).
 local function hgetall(key)
@@ -43,6 +45,31 @@ local function bput(key, ...)
   end
   if #set > 0 then redis.call('HSET', key, unpack(set)) end
   if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+end
+
+-- States a booking ends in: its hash then expires after ctx.retention (retire_booking).
+local ENDED = {stopped = true, failed = true, cancelled = true}
+
+-- set_booking_state(ctx, booking, bid, state): the one write of a booking's state (field st of
+-- the hash `booking`), which keeps the per-state counts exact in the same step: old state -1,
+-- new +1 in ctx.counts. A booking leaving an end state leaves ctx.ended (it will not expire);
+-- a booking created where one of the same id expired unpruned takes that one's count away
+-- first, since the expired hash is no longer counted by anything else.
+local function set_booking_state(ctx, booking, bid, state)
+  local old = redis.call('HGET', booking, 'st')
+  if old == state then return end
+  if old then
+    redis.call('HINCRBY', ctx.counts, old, -1)
+    if ENDED[old] then redis.call('ZREM', ctx.ended, old .. ':' .. bid) end
+  else
+    for ended in pairs(ENDED) do
+      if redis.call('ZREM', ctx.ended, ended .. ':' .. bid) == 1 then
+        redis.call('HINCRBY', ctx.counts, ended, -1)
+      end
+    end
+  end
+  redis.call('HSET', booking, 'st', state)
+  redis.call('HINCRBY', ctx.counts, state, 1)
 end
 
 -- next_action(b, bid): the id of the booking's pending action (kind nx, counter sq), or "".
@@ -118,6 +145,9 @@ local function retire_booking(ctx, booking, bhist, active, booking_id)
   redis.call('ZREM', active, booking_id)
   redis.call('EXPIRE', booking, ctx.retention)
   redis.call('EXPIRE', bhist, ctx.retention)
+  -- Its count must drop when the hash expires: prune_ended.lua does it from this zset.
+  local state = redis.call('HGET', booking, 'st') or ''
+  redis.call('ZADD', ctx.ended, ctx.now + ctx.retention, state .. ':' .. booking_id)
 end
 
 -- States a booking system acts on: entering one queues a booking.v1 message (see tell).
@@ -156,7 +186,8 @@ local function booking_state(ctx, booking, bhist, active, outbox, booking_id, st
   entry.from = redis.call('HGET', booking, 'st')
   entry.state = state
   if reason and reason ~= '' then entry.detail = reason end
-  bput(booking, 'st', state, 'ch', ctx.now, 'rs', reason or '')
+  set_booking_state(ctx, booking, booking_id, state)
+  bput(booking, 'ch', ctx.now, 'rs', reason or '')
   if state == 'recording' then
     bput(booking, 'ra', ctx.now, 'ro', '')
   elseif (state == 'stopped' or state == 'cancelled')
@@ -165,7 +196,7 @@ local function booking_state(ctx, booking, bhist, active, outbox, booking_id, st
   end
   note(ctx, bhist, entry)
   tell(ctx, outbox, booking, booking_id, reason)
-  if state == 'stopped' or state == 'failed' or state == 'cancelled' then
+  if ENDED[state] then
     retire_booking(ctx, booking, bhist, active, booking_id)
   end
 end

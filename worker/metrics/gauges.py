@@ -1,5 +1,7 @@
 """The deployment's state read from Redis now: what ``/metrics`` exports as gauges and what the
-console's ``budget`` and ``doctor`` report. Read-only; every read is one pipeline or a SCAN."""
+console's ``budget`` and ``doctor`` report. Every read is one pipeline or a SCAN of a small key
+space; the bookings per state are the counts the lifecycle scripts keep (``schedules/counts.py``),
+of which a scrape first prunes the bookings expired since the last run (its only write)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from schedules.counts import BOOKING_STATES, BookingCounts
 from schedules.keys import LifecycleKeys
-from schedules.layout import STATE_FIELD
 from worker.discovery.keys import DiscoveryKeys
 
 __all__ = [
@@ -22,15 +24,6 @@ __all__ = [
     "read_snapshot",
 ]
 
-BOOKING_STATES = (
-    "scheduled",
-    "starting",
-    "recording",
-    "stopping",
-    "stopped",
-    "failed",
-    "cancelled",
-)
 _SCAN_COUNT = 1000
 # Booking events whose age is read: few wait unless the downstream broker or the teller is down.
 _EVENT_SAMPLE = 200
@@ -127,15 +120,9 @@ def read_booking_events(client: redis.Redis, prefix: str, now: float) -> Booking
 def read_snapshot(client: redis.Redis, prefix: str, now: float) -> Snapshot:
     """Every gauge but the budget and the queues (see :func:`read_budget`, ``queues.py``)."""
     lc, disc = LifecycleKeys(prefix), DiscoveryKeys(prefix)
-    bookings = dict.fromkeys(BOOKING_STATES, 0)
-    pattern = lc.booking("*")
-    batch: list[str] = []
-    for key in client.scan_iter(match=pattern, count=_SCAN_COUNT, _type="hash"):
-        batch.append(key)
-        if len(batch) >= _SCAN_COUNT:
-            _count_states(client, batch, bookings)
-            batch = []
-    _count_states(client, batch, bookings)
+    counts = BookingCounts(client, lc)
+    counts.prune(now)
+    bookings = counts.read()
     pipe = client.pipeline(transaction=False)
     pipe.zrange(lc.due, 0, 0, withscores=True)
     pipe.zcard(disc.outbox_pending)
@@ -155,13 +142,3 @@ def read_snapshot(client: redis.Redis, prefix: str, now: float) -> Snapshot:
         callback_silence=bool(silence),
     )
 
-
-def _count_states(client: redis.Redis, keys: list[str], into: dict[str, int]) -> None:
-    if not keys:
-        return
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hget(key, STATE_FIELD)
-    for state in pipe.execute():
-        if state:
-            into[str(state)] = into.get(str(state), 0) + 1
