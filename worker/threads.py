@@ -8,7 +8,12 @@ once; this keeps that to one thread each and lets a test stop it.
 from __future__ import annotations
 
 import abc
+import logging
 import threading
+from collections.abc import Callable
+from typing import Any
+
+import redis
 
 __all__ = ["DaemonLoop"]
 
@@ -23,8 +28,11 @@ class DaemonLoop(abc.ABC):
     watches) and ``_thread`` (None) in its constructor."""
 
     thread_name = "loop"
+    #: How the log lines of :meth:`attempt` name the loop.
+    loop_name = "loop"
     _stop: threading.Event
     _thread: threading.Thread | None
+    _redis_down = False
 
     @abc.abstractmethod
     def run(self) -> None:
@@ -43,3 +51,23 @@ class DaemonLoop(abc.ABC):
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+
+    def attempt(self, step: Callable[[], Any]) -> tuple[bool, Any]:
+        """Run one step of the loop: ``(True, its result)``, or ``(False, None)`` when it
+        failed. A lost Redis is logged once when lost and once when back, not at every step (a
+        loop retries every second or so), and no failure ends the loop."""
+        log = logging.getLogger(type(self).__module__)
+        try:
+            result = step()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not self._redis_down:
+                log.warning("%s lost Redis (%s); retrying", self.loop_name, type(exc).__name__)
+            self._redis_down = True
+            return False, None
+        except Exception:
+            log.exception("%s step failed; trying again", self.loop_name)
+            return False, None
+        if self._redis_down:
+            log.warning("%s: Redis is back", self.loop_name)
+            self._redis_down = False
+        return True, result

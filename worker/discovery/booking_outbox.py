@@ -69,6 +69,7 @@ class BookingTeller(DaemonLoop):
     """Publishes the outbox; :meth:`step` publishes what is due now."""
 
     thread_name = "booking-teller"
+    loop_name = "booking teller"
 
     def __init__(self, outbox: BookingOutbox, publisher: Publisher) -> None:
         self.outbox = outbox
@@ -92,17 +93,6 @@ class BookingTeller(DaemonLoop):
         return sent
 
     def run(self) -> None:
-        down = False
         while not self._stop.is_set():
-            try:
-                self.step()
-                if down:
-                    log.warning("booking teller: Redis is back")
-                    down = False
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if not down:
-                    log.warning("booking teller lost Redis (%s); retrying", type(exc).__name__)
-                down = True
-            except Exception:
-                log.exception("booking teller step failed; trying again")
+            self.attempt(self.step)
             self._stop.wait(IDLE_S)

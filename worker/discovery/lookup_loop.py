@@ -28,8 +28,6 @@ import random
 import threading
 from typing import Protocol
 
-import redis
-
 from worker.discovery.heartbeat import Heartbeat
 from worker.discovery.lookups import LookupRunner, RoomLookups
 from worker.threads import DaemonLoop
@@ -57,6 +55,7 @@ class LookupLoop(DaemonLoop):
     """Drains the look-up queue; :meth:`step` runs at most one look-up."""
 
     thread_name = "discovery-lookups"
+    loop_name = "look-up loop"
 
     def __init__(
         self,
@@ -124,20 +123,10 @@ class LookupLoop(DaemonLoop):
         return min(max(head - self.lookups.clock(), 0.0), IDLE_S)
 
     def run(self) -> None:
-        down = False
         while not self._stop.is_set():
-            try:
-                ran = self.step()
-                wait = 0.0 if ran is not None else self._wait_s()
-                if down:
-                    log.warning("look-up loop: Redis is back")
-                    down = False
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if not down:
-                    log.warning("look-up loop lost Redis (%s); retrying", type(exc).__name__)
-                down = True
-                wait = 1.0
-            except Exception:
-                log.exception("look-up loop step failed; trying again")
-                wait = 1.0
-            self._stop.wait(wait)
+            ok, wait = self.attempt(self._step_then_wait)
+            self._stop.wait(wait if ok else 1.0)
+
+    def _step_then_wait(self) -> float:
+        """One step, then how long to wait before the next (none after a look-up ran)."""
+        return 0.0 if self.step() is not None else self._wait_s()

@@ -40,6 +40,7 @@ class ResumeLoop(DaemonLoop):
     wait (for a callback or a room's look-ups) is over; :meth:`step` does one round."""
 
     thread_name = "discovery-resume"
+    loop_name = "resume loop"
 
     def __init__(
         self,
@@ -94,16 +95,5 @@ class ResumeLoop(DaemonLoop):
         return published
 
     def run(self) -> None:
-        down = False
         while not self._stop.wait(self.interval_s):
-            try:
-                self.step()
-                if down:
-                    log.warning("resume loop: Redis is back")
-                    down = False
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if not down:
-                    log.warning("resume loop lost Redis (%s); retrying", type(exc).__name__)
-                down = True
-            except Exception:
-                log.exception("resume loop step failed; trying again")
+            self.attempt(self.step)

@@ -8,10 +8,7 @@ the look-up loop, at low priority (:mod:`worker.discovery.missing`).
 
 from __future__ import annotations
 
-import logging
 import threading
-
-import redis
 
 from worker.discovery.missing import MissingJudge
 from worker.discovery.silence import CallbackSilence
@@ -19,7 +16,6 @@ from worker.threads import DaemonLoop
 
 __all__ = ["INTERVAL_S", "WatchLoop"]
 
-log = logging.getLogger(__name__)
 
 #: How often the loop looks (a ZRANGEBYSCORE and one HMGET when idle).
 INTERVAL_S = 1.0
@@ -29,6 +25,7 @@ class WatchLoop(DaemonLoop):
     """:meth:`step` does one round."""
 
     thread_name = "discovery-watch"
+    loop_name = "watch loop"
 
     def __init__(
         self, judge: MissingJudge, silence: CallbackSilence, *, interval_s: float = INTERVAL_S
@@ -44,16 +41,5 @@ class WatchLoop(DaemonLoop):
         return self.judge.enroll(), self.silence.check()
 
     def run(self) -> None:
-        down = False
         while not self._stop.wait(self.interval_s):
-            try:
-                self.step()
-                if down:
-                    log.warning("watch loop: Redis is back")
-                    down = False
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if not down:
-                    log.warning("watch loop lost Redis (%s); retrying", type(exc).__name__)
-                down = True
-            except Exception:
-                log.exception("watch loop step failed; trying again")
+            self.attempt(self.step)
