@@ -209,3 +209,34 @@ def test_a_look_up_files_wait_on_runs_before_a_missing_sessions_look_up(h: Harne
         "room-p",
     ]
     assert h.disc.lookup_loop.step() is None
+
+
+def test_judgement_waits_while_the_time_poll_lags_behind_the_session(
+    h: Harness, redis_client: redis.Redis
+) -> None:
+    h.sim.configure(no_file_rooms=["room-lag"])
+    h.record_ours("room-lag", bookings=("bk-lag",))
+    # The poll is working through a backlog: it has listed uploads only up to before the stop.
+    lagging = int((h.clock() - 60) * 1000)
+    redis_client.set(h.disc.keys.poll_watermark, lagging)
+    assert judge(h) == {}
+    assert room_lookups(h, "room-lag") == []
+    # Caught up: the session is judged as usual.
+    redis_client.set(h.disc.keys.poll_watermark, int(h.clock() * 1000))
+    h.clock.advance(MISSING_AFTER_S + 1)
+    [(_, verdict)] = judge(h).items()
+    assert verdict == "lookup" and len(room_lookups(h, "room-lag")) == 1
+
+
+def test_a_poll_that_never_catches_up_delays_judgement_no_longer_than_its_bound(
+    h: Harness, redis_client: redis.Redis
+) -> None:
+    from worker.discovery.missing import POLL_WAIT_MAX_S
+
+    h.sim.configure(no_file_rooms=["room-stuck"])
+    h.record_ours("room-stuck", bookings=("bk-stuck",))
+    redis_client.set(h.disc.keys.poll_watermark, int((h.clock() - 60) * 1000))
+    assert judge(h) == {}
+    h.clock.advance(POLL_WAIT_MAX_S)
+    [(_, verdict)] = judge(h).items()
+    assert verdict == "lookup"

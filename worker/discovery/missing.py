@@ -4,7 +4,9 @@ Every recorded session whose start and stop the vendor confirmed (``reclog:by_st
 once, ``MISSING_AFTER_S`` after its stop:
 
 1. :meth:`MissingJudge.enroll` (the watch loop, every second) reads the sessions stopped up to
-   ``now - MISSING_AFTER_S`` past ``missing:cursor`` and enrols each once
+   ``now - MISSING_AFTER_S`` and before the time poll's watermark (a poll working through a
+   backlog is let finish first: :meth:`MissingJudge.due_until`) past ``missing:cursor`` and
+   enrols each once
    (``missing_enroll.lua``): a session with a delivered file of its room in its span
    (``roomfiles:<room>``, written when a file message is claimed) is ``found``; any other waits
    in ``missing:lookups`` for one room look-up.
@@ -57,6 +59,10 @@ JUDGEMENT_TTL_S = ROOM_FILES_TTL_S
 ENROL_BATCH = 200
 #: A file belongs to a session when it starts this close to the session's span.
 SPAN_SLACK_S = 2 * LOOSE_S
+#: Longest a judgement waits for a time poll that lags behind its sessions: past this a
+#: session is judged however far behind the poll is, so a poll that never completes cannot
+#: keep a missing recording untold.
+POLL_WAIT_MAX_S = 4 * 3600.0
 
 
 class MissingJudge:
@@ -101,7 +107,7 @@ class MissingJudge:
         Without a cursor the read starts at the beginning of ``reclog:by_stop``, which holds
         only sessions stopped since that index exists (so since their files were indexed)."""
         now = self.clock()
-        due_until = now - self.missing_after_s
+        due_until = self.due_until(now)
         cursor = float(self.client.get(self.keys.missing_cursor) or 0.0)
         enrolled: dict[str, str] = {}
         for session in self.log.stopped_between(cursor, due_until, limit=ENROL_BATCH):
@@ -130,6 +136,21 @@ class MissingJudge:
             if verdict != "skipped":
                 enrolled[session.session_id] = str(verdict)
         return enrolled
+
+    def due_until(self, now: float) -> float:
+        """Sessions stopped up to this moment (epoch s) are judged now: ``MISSING_AFTER_S`` ago,
+        and only once a complete time poll has listed the uploads past their stop (its
+        watermark, the end of the last complete poll, is past it).
+
+        After a downtime the poll works through a backlog for a while; a look-up for a session
+        whose file the poll is about to list would spend the query budget the backlog needs
+        (and the file would be found anyway). :data:`POLL_WAIT_MAX_S` bounds the wait."""
+        due_until = now - self.missing_after_s
+        watermark = self.client.get(self.keys.poll_watermark)
+        if watermark:
+            polled_until = int(watermark) / 1000
+            due_until = max(min(due_until, polled_until), due_until - POLL_WAIT_MAX_S)
+        return due_until
 
     # -- the low-priority look-up (the look-up loop) -----------------------------------------
 
