@@ -120,20 +120,27 @@ def prepare_call(
     """Build ``kind``'s call ahead of time; None when the client refuses the parameters (the
     call at due time then reports the refusal, as without preparing)."""
     try:
-        if kind == "start":
-            call = client.prepare_record(
-                START,
-                room_id,
-                user_data=params.get("user_data"),
-                name_rule=params.get("name_rule"),
-                path=params.get("path"),
-                room_type=params.get("room_type"),
-            )
-        else:
-            call = client.prepare_record(STOP, room_id, room_type=params.get("room_type"))
+        call = _record_call(client, kind, room_id, params)
     except (ValueError, TypeError):
         return None
     return PreparedCall(kind, room_id, _params_json(params), call)
+
+
+def _record_call(
+    client: AnyRTCClient, kind: str, room_id: str, params: dict[str, Any]
+) -> RecordCall:
+    """The start or stop of ``room_id`` with the booking's ``params``; raises ValueError or
+    TypeError for parameters the vendor would refuse."""
+    if kind == "start":
+        return client.prepare_record(
+            START,
+            room_id,
+            user_data=params.get("user_data"),
+            name_rule=params.get("name_rule"),
+            path=params.get("path"),
+            room_type=params.get("room_type"),
+        )
+    return client.prepare_record(STOP, room_id, room_type=params.get("room_type"))
 
 
 def call_vendor(
@@ -148,17 +155,10 @@ def call_vendor(
     ``prepared``: the same call built ahead, sent as it is when it fits what is asked."""
     try:
         if prepared is not None and prepared.fits(kind, room_id, params):
-            client.send_record(prepared.call)
-        elif kind == "start":
-            client.start_record(
-                room_id,
-                user_data=params.get("user_data"),
-                name_rule=params.get("name_rule"),
-                path=params.get("path"),
-                room_type=params.get("room_type"),
-            )
+            call = prepared.call
         else:
-            client.stop_record(room_id, room_type=params.get("room_type"))
+            call = _record_call(client, kind, room_id, params)
+        client.send_record(call)
     except RecordCallFailed as exc:
         # The reply to a repeated call (after a lost reply) or to a room changed behind our
         # back: the room is already in the state we want.
