@@ -16,6 +16,7 @@ import redis
 
 from config.settings import Settings
 from tests.support.brokers import Broker
+from tests.support.net import blackhole_redis_url
 from tests.support.rabbitmq import (
     TEST_AMQP_URL,
     create_vhost,
@@ -109,6 +110,13 @@ def broker(request: pytest.FixtureRequest, redis_url: str, settings: Settings) -
         return Broker("redis", settings.broker_url, settings.downstream_broker_url)
     url = request.getfixturevalue("rabbitmq_url")
     return Broker("rabbitmq", url, url)
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A Redis URL whose server accepts connections and never answers: a publish hangs."""
+    with blackhole_redis_url() as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,31 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Resumed within one lease (3 s) plus a loop tick (1 s) and a task hand-over.
 RESUME_WITHIN_S = 6.0
-
-
-@pytest.fixture
-def blackhole() -> Iterator[str]:
-    """A Redis URL whose server accepts connections and never answers: a publish hangs."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,11 +17,11 @@ import redis
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 from pydantic import SecretStr
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from schedules.recording_log import RecordingLog
 from tests.support.brokers import Broker
 from tests.support.waiting import wait_until
+from tests.support.web import serving
 from tests.support.workers import running_worker
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import DiscoveryKeys
@@ -32,13 +31,6 @@ from worker.web.app import CALLBACK_PATH, celery_sender, create_app
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "worker-test-callback-token-7Hq"
-
-
-class QuietHandler(WSGIRequestHandler):
-    """No access log: the request line carries the token."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 @pytest.fixture
@@ -72,13 +64,8 @@ def _audit_queue(tuned: Any, redis_client: redis.Redis) -> Iterator[None]:
 
 @pytest.fixture
 def web_url(tuned: Any, celery_app: Celery, redis_client: redis.Redis) -> Iterator[str]:
-    app = create_app(tuned, sender=functools.partial(celery_sender, app=celery_app))
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with serving(create_app(tuned, sender=functools.partial(celery_sender, app=celery_app))) as url:
+        yield url
 
 
 def _drain(conn: Connection, queue: Queue, expect: int, timeout: float) -> list[Any]:

@@ -4,7 +4,6 @@ through a real worker subprocess, the real broker, the simulator and the web app
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,12 +14,12 @@ import requests
 from kombu import Connection, Exchange, Queue
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from schedules.keys import LifecycleKeys
 from schedules.recording_log import RecordingLog
 from schedules.state import StateReader
 from tests.support.waiting import wait_until
+from tests.support.web import serving
 from tests.support.workers import running_worker
 from worker.anyrtc import results
 from worker.anyrtc.client import AnyRTCClient
@@ -30,11 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "metrics-test-callback-token-Q2z"
 AUTH = ("prom", "metrics-test-pw-9k")
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 @pytest.fixture
@@ -50,14 +44,8 @@ def tuned(settings: Any) -> Any:
 
 @pytest.fixture
 def web_url(tuned: Any, redis_client: redis.Redis) -> Iterator[str]:
-    server = make_server(
-        "127.0.0.1", 0, create_app(tuned), threaded=True, request_handler=QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with serving(create_app(tuned)) as url:
+        yield url
     redis_client.delete(f"{tuned.downstream_exchange}.audit")
 
 

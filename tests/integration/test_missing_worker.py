@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,13 +25,11 @@ import redis
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 from pydantic import SecretStr
-from werkzeug.serving import make_server
 
 from schedules.recording_log import RecordingLog
-from tests.integration.test_discovery_resume import blackhole  # noqa: F401 (fixture)
-from tests.integration.test_discovery_worker import QuietHandler
 from tests.support.brokers import Broker
 from tests.support.waiting import wait_until
+from tests.support.web import serving
 from tests.support.workers import WorkerProcess, running_worker
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.keys import DiscoveryKeys
@@ -176,7 +173,7 @@ def test_a_missing_message_claimed_by_a_killed_worker_is_published_once(
     vendor: Any,
     customer: tuple[Connection, Queue],
     redis_client: redis.Redis,
-    blackhole: str,  # noqa: F811
+    blackhole: str,
 ) -> None:
     vendor.configure(rate_limit=5, rate_period_s=1.0, no_file_rooms=["room-k"])
     keys = DiscoveryKeys(tuned.redis_key_prefix)
@@ -207,13 +204,8 @@ def test_a_missing_message_claimed_by_a_killed_worker_is_published_once(
 
 @pytest.fixture
 def web_url(tuned: Any, celery_app: Celery) -> Iterator[str]:
-    app = create_app(tuned, sender=functools.partial(celery_sender, app=celery_app))
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with serving(create_app(tuned, sender=functools.partial(celery_sender, app=celery_app))) as url:
+        yield url
 
 
 def test_callback_silence_warns_once_and_clears_once_through_a_worker(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-__all__ = ["free_port", "wait_for_http"]
+__all__ = ["blackhole_redis_url", "free_port", "wait_for_http"]
 
 
 def free_port() -> int:
@@ -28,3 +30,30 @@ def wait_for_http(url: str, log_path: Path, timeout_s: float = 30.0) -> None:
                 return
         time.sleep(0.2)
     pytest.fail(f"{url} did not answer within {timeout_s:.0f}s:\n{log_path.read_text()}")
+
+
+@contextlib.contextmanager
+def blackhole_redis_url() -> Iterator[str]:
+    """A Redis URL whose server accepts connections and never answers: a publish hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()

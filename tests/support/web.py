@@ -1,4 +1,5 @@
-"""The Procfile's ``web`` line as a subprocess on loopback, and raw requests to it."""
+"""The Procfile's ``web`` line as a subprocess on loopback, raw requests to it, and the web app
+served in the test's own process."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.support.net import free_port, wait_for_http
 from worker.demo.procfile import read_procfile
 
-__all__ = ["raw_request", "web_env", "web_line"]
+__all__ = ["QuietHandler", "raw_request", "serving", "web_env", "web_line"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,3 +65,23 @@ def raw_request(base: str, data: bytes) -> bytes:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
         return sock.recv(65536)
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No access log: the request line carries the token."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` (WSGI) on a free loopback port in this process; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
