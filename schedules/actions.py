@@ -50,13 +50,21 @@ class Begun:
     summary: dict[str, Any]
     grant: CallGrant | None = None
     holders: list[str] | None = None
+    #: The heartbeat's key of the granted attempt while an armed call waits (firing.py).
+    held: str | None = None
 
 
-def begin(ctx: Lifecycle, action_id: str, room_hint: str | None = None) -> Begun:
+def begin(
+    ctx: Lifecycle, action_id: str, room_hint: str | None = None, as_of: float | None = None
+) -> Begun:
     """Run a claimed action's guard script (apply_action.lua, or begin_call.lua for a room
     operation issued again): what happens without a vendor call happens here; a call this
     process must make comes back as the grant. ``room_hint``: the booking's room as read
-    before, to save a read (see :meth:`LifecycleStore.apply_action`)."""
+    before, to save a read (see :meth:`LifecycleStore.apply_action`).
+
+    ``as_of``: a booking action's due time, when its guard runs shortly before it (it is
+    *armed*, schedules/firing.py): the script decides as of that time, and the caller must not
+    send a granted call before it."""
     ref = parse_action(action_id)
     token = ctx.new_token()
     summary: dict[str, Any] = {"action": action_id}
@@ -69,8 +77,9 @@ def begin(ctx: Lifecycle, action_id: str, room_hint: str | None = None) -> Begun
             summary["operations"] = [settled, *(run_operation(ctx, follow) if follow else [])]
             return Begun(summary)
         return Begun(summary, grant if grant.verdict == "call" else None)
+    now = ctx.clock() if as_of is None else max(ctx.clock(), as_of)
     result = ctx.store.apply_action(
-        action_id, now=ctx.clock(), lease_s=ctx.lease_s, token=token, room_hint=room_hint
+        action_id, now=now, lease_s=ctx.lease_s, token=token, room_hint=room_hint
     )
     if result.verdict == "early":
         # Claimed ahead of time and delivered a little early: wait for the due time here

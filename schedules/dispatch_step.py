@@ -23,7 +23,7 @@ from config.celery import LIFECYCLE_QUEUE
 from schedules import get_lifecycle
 from schedules.counts import BookingCounts, EndedPruner
 from schedules.dispatcher import Dispatcher, Publisher
-from schedules.firing import set_pool_threads
+from schedules.firing import PREPARE_S, set_pool_threads
 
 __all__ = [
     "BATCH_SIZE",
@@ -43,11 +43,6 @@ PERFORM_BATCH_TASK = "recordings.perform_batch"
 # over every lifecycle worker; large enough that Celery's per-message work (publish, events,
 # receive, ack) is paid once for many actions.
 BATCH_SIZE = 16
-# A task claimed ahead starts this long before its due time (its eta), to read its bookings,
-# build its requests and open connections, then waits for the second (schedules/firing.py).
-# Milliseconds of work on a quiet machine; a second leaves room on a loaded one, and bounds how
-# long a waiting task holds a worker thread.
-PREPARE_S = 1.0
 # Pause after publishing each message claimed ahead. Every lifecycle worker takes messages off
 # the queue as they come (one per BRPOP on Redis), but the worker whose dispatcher is publishing
 # is slow to ask again (its publishing thread holds the GIL): unpaced, it got 26 of a herd's 65

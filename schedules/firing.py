@@ -1,30 +1,38 @@
-"""Claimed actions fired at their second: prepared before it, called at it, settled after it.
+"""Claimed actions fired at their second: armed before it, called at it, settled after it.
 
 The dispatcher hands actions to a worker ahead of their due time (DISPATCH_AHEAD_S), and the task
-starts a little before it (``PREPARE_S``, dispatch_step.py). Everything that does not depend on
-the moment is done then:
+starts ``PREPARE_S`` before it. Everything that does not depend on the moment is done then:
 
 - each booking is read and its vendor request built (URL, query, JSON body: a prepared request);
 - the vendor client's pool opens the connections the herd will use (TCP, and TLS for https),
   and the Redis client's pool one per action thread;
+- each action is *armed*: its guard script (apply_action.lua: the state checks, the booking's
+  transition and the one call token) runs as of the action's due time (:func:`arm`). A call it
+  grants is leased by this process's heartbeat (:meth:`LeaseKeeper.hold_attempt`) and waits
+  on a thread of the action pool for the due time.
 
-and the task waits for the due time. At the second only what must happen at it remains, for
-each action, on a thread of the process's action pool: its guard script (apply_action.lua: the
-state check and the one call token; it refuses an action before its due time, so nothing
-reaches the vendor early), then the send and the reply. What follows a reply (recording log,
-finish_call.lua, a follow-on operation) is queued on the same pool as work that is not urgent
-(:class:`~schedules.workpool.PriorityPool`): it runs once no action is waiting, so at the top of
-the hour every thread makes calls until the herd's last call is out, and settles afterwards.
-Meanwhile each attempt stays leased by this process's heartbeat
-(:meth:`LeaseKeeper.hold_attempt`). The pool has as many threads as the worker's concurrency,
-so ``-c`` still bounds the vendor calls a process makes at once.
+At the second only the vendor call and its reply's note (:func:`schedules.actions.call`)
+remain. What follows a reply (recording log, finish_call.lua, a follow-on operation) is queued
+on the same pool as work that is not urgent (:class:`~schedules.workpool.PriorityPool`): it
+runs once no call is waiting, so at the top of the hour every thread makes calls until the
+herd's last call is out, and settles afterwards. The pool has as many threads as the worker's
+concurrency, so ``-c`` still bounds the vendor calls a process makes at once.
 
-Exactly once is unchanged: each action still runs its guard script, calls the vendor only with
-the token it got, and settles through finish_call.lua; a prepared request is sent only when the
-grant asks for that very call (:meth:`PreparedCall.fits`), else it is built at the second. What
-the order changes is the window of a crash: a process killed during a herd may have had replies
-not yet settled; their attempts are issued again after the lease, as a call whose reply was
-lost always was, and the vendor's "already recording" counts as done.
+Arming moves the moment a booking's state is decided from its due time to at most
+``PREPARE_S`` before it (the transition is dated at the due time). An event that reaches Redis
+after that is applied to the booking as it is then: a cancel or a stop-now in the last second
+before a start finds the booking ``starting`` and releases it right after the start, as a
+cancel just after the start always did; a window extended in the last second before its stop
+finds it ``stopping`` and starts again. Nothing reaches the vendor early: a granted call is
+sent at its due time, never before, and no action is armed more than ``PREPARE_S`` ahead.
+
+Exactly once is unchanged: each action still runs its guard script once, calls the vendor only
+with the token it got, and settles through finish_call.lua; a prepared request is sent only
+when the grant asks for that very call (:meth:`PreparedCall.fits`), else it is built at the
+second. What the order changes is the window of a crash: a process killed between arming and
+the second, or during a herd before its replies were settled, holds attempts nobody finishes;
+they are issued again after the lease, as a call whose reply was lost always was (a noted reply
+is settled without a second call; the vendor's "already recording" counts as done).
 """
 
 from __future__ import annotations
@@ -38,18 +46,21 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from schedules.actions import Begun, begin, call, conclude, perform, run_operation
+from schedules.actions import Begun, begin, call, conclude, run_operation
 from schedules.context import Lifecycle
 from schedules.keys import parse_action
 from schedules.outcomes import CallGrant
+from schedules.reach import ReachCheck
 from schedules.vendor import CallOutcome, PreparedCall, prepare_call
 from schedules.workpool import PriorityPool
 from worker.redis import warm_connections
 
 __all__ = [
     "POOL_THREADS",
+    "PREPARE_S",
     "Planned",
     "action_pool",
+    "arm",
     "perform_batch",
     "perform_on_time",
     "pool_threads",
@@ -60,11 +71,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# A task claimed ahead starts this long before its due time (its eta, dispatch_step.py), to read
+# its bookings, build its requests, open connections and arm its actions, then waits for the
+# second. Tens of milliseconds on a quiet machine; a second leaves room on a loaded one, and
+# bounds how early a booking's state is decided and how long a waiting task holds a thread.
+PREPARE_S = 1.0
+
+# Redis is asked whether it still answers this long before a batch's first second: armed calls
+# are not made into an outage (schedules/reach.py).
+REACH_AHEAD_S = 0.2
+_UNSENT = "Redis did not answer just before the second; left to its lease (made after the outage)"
+
 # Threads of the process-wide action pool unless the worker sizes it (to its concurrency).
 POOL_THREADS = 32
 _pool: PriorityPool | None = None
 _pool_size = POOL_THREADS
 _pool_lock = threading.Lock()
+_reach = ReachCheck()
 
 
 def set_pool_threads(threads: int) -> None:
@@ -91,9 +114,10 @@ def action_pool() -> PriorityPool:
 
 def _forget_pool() -> None:
     # A forked child has none of the parent's threads: it builds its own pools on first use.
-    global _pool, _pool_lock
+    global _pool, _pool_lock, _reach
     _pool = None
     _pool_lock = threading.Lock()
+    _reach = ReachCheck()
 
 
 if hasattr(os, "register_at_fork"):
@@ -149,19 +173,61 @@ def _warm(ctx: Lifecycle, plans: dict[str, Planned]) -> None:
             log.exception("could not open connections ahead")
 
 
+def arm(ctx: Lifecycle, action_id: str, plan: Planned) -> Begun:
+    """Run ``action_id``'s guard as of its due time, at most ``PREPARE_S`` before it (waits
+    until then if called earlier). A granted call is held by this process's heartbeat from now
+    on (``Begun.held``, released once it is settled); it must be sent at the due time, never
+    before."""
+    if plan.due_at is not None:
+        wait_until(ctx, plan.due_at - PREPARE_S)
+    begun = begin(ctx, action_id, plan.room_id, as_of=plan.due_at)
+    if begun.grant is not None:
+        begun.held = ctx.leases.hold_attempt(begun.grant.op_id, begun.grant.token)
+    return begun
+
+
 def perform_on_time(ctx: Lifecycle, action_id: str) -> dict[str, Any]:
-    """:func:`schedules.actions.perform`, prepared ahead and started at the due time."""
+    """:func:`schedules.actions.perform`, prepared and armed ahead, called at the due time."""
     plans = prepare(ctx, [action_id])
     _warm(ctx, plans)
     plan = plans[action_id]
-    wait_until(ctx, plan.due_at)
-    return perform(ctx, action_id, plan.call)
+    begun = arm(ctx, action_id, plan)
+    if begun.grant is None:
+        return begun.summary
+    try:
+        if not _redis_answers(ctx, plan.due_at):
+            log.warning("%s: %s", action_id, _UNSENT)
+            return _unsent(ctx, begun).summary
+        wait_until(ctx, plan.due_at)
+        begun.summary["operations"] = run_operation(ctx, begun.grant, begun.holders, plan.call)
+    finally:
+        if begun.held is not None:
+            ctx.leases.release_attempt(begun.held)
+    return begun.summary
+
+
+def _redis_answers(ctx: Lifecycle, due_at: float | None) -> bool:
+    """Just before ``due_at``: does Redis still answer (one PING per process, shared)?"""
+    if due_at is not None:
+        wait_until(ctx, due_at - REACH_AHEAD_S)
+    return _reach.reachable(ctx.redis.ping)
+
+
+def _unsent(ctx: Lifecycle, begun: Begun) -> Begun:
+    """An armed call not made: its hold is dropped, so its lease runs out and the operation is
+    issued again (by any worker) once Redis is back."""
+    if begun.held is not None:
+        ctx.leases.release_attempt(begun.held)
+    begun.grant = begun.held = None
+    begun.summary["verdict"] = "unsent"
+    begun.summary["detail"] = _UNSENT
+    return begun
 
 
 def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
-    """Carry out several claimed actions, prepared ahead, each started at its due time, calls
-    before settlements; waits for all of them. Returns counts per verdict, the ids of actions
-    that raised and each action's summary (no secrets).
+    """Carry out several claimed actions, prepared and armed ahead, each called at its due
+    time, calls before settlements; waits for all of them. Returns counts per verdict, the ids
+    of actions that raised and each action's summary (no secrets).
 
     Each action is performed exactly as :func:`schedules.actions.perform` does alone, with its
     own lease and its own guards: one that raises is logged and left to its lease (issued
@@ -171,12 +237,28 @@ def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
     unique = list(dict.fromkeys(action_ids))
     plans = prepare(ctx, unique)
     _warm(ctx, plans)
-    dues = [plan.due_at for plan in plans.values() if plan.due_at is not None]
-    wait_until(ctx, min(dues) if dues else None)
     pool = action_pool()
-    firing = [(a, pool.submit(_fire, ctx, a, plans[a], pool)) for a in unique]
-    verdicts: Counter[str] = Counter()
     failed: list[str] = []
+    armed: list[tuple[str, Begun]] = []
+    for action_id in unique:
+        try:
+            armed.append((action_id, arm(ctx, action_id, plans[action_id])))
+        except Exception:
+            log.exception("action %s failed; issued again when its lease runs out", action_id)
+            failed.append(action_id)
+    # The calls go to the pool together at the batch's first second, so the pool's threads
+    # take them in order as each is free (not 16 threads asleep on one batch's calls).
+    dues = [plan.due_at for plan in plans.values() if plan.due_at is not None]
+    first = min(dues) if dues else None
+    if any(b.grant is not None for _, b in armed) and not _redis_answers(ctx, first):
+        log.warning("%d armed call(s): %s", sum(b.grant is not None for _, b in armed), _UNSENT)
+        armed = [(a, b if b.grant is None else _unsent(ctx, b)) for a, b in armed]
+    wait_until(ctx, first)
+    firing = [
+        (a, _done(b.summary) if b.grant is None else pool.submit(_fire, ctx, b, plans[a], pool))
+        for a, b in armed
+    ]
+    verdicts: Counter[str] = Counter()
     summaries: dict[str, dict[str, Any]] = {}
     for action_id, future in firing:
         try:
@@ -195,6 +277,12 @@ def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
     }
 
 
+def _done(summary: dict[str, Any]) -> Future[dict[str, Any]]:
+    future: Future[dict[str, Any]] = Future()
+    future.set_result(summary)
+    return future
+
+
 def _outcome(future: Future[Any]) -> dict[str, Any]:
     """An action's summary, through the futures of its call and of its settlement."""
     result = future.result()
@@ -204,22 +292,19 @@ def _outcome(future: Future[Any]) -> dict[str, Any]:
 
 
 def _fire(
-    ctx: Lifecycle, action_id: str, plan: Planned, pool: PriorityPool
-) -> dict[str, Any] | Future[dict[str, Any]]:
-    """At the due time: the guard script and the call. What follows the reply is queued on
-    ``pool`` behind every action still waiting, and its future returned."""
-    wait_until(ctx, plan.due_at)
-    begun = begin(ctx, action_id, plan.room_id)
+    ctx: Lifecycle, begun: Begun, plan: Planned, pool: PriorityPool
+) -> Future[dict[str, Any]]:
+    """At the due time: the armed action's call. What follows the reply is queued on ``pool``
+    behind every call still waiting, and its future returned."""
     grant = begun.grant
-    if grant is None:
-        return begun.summary
-    held = ctx.leases.hold_attempt(grant.op_id, grant.token)
+    assert grant is not None and begun.held is not None
     try:
+        wait_until(ctx, plan.due_at)
         sent_at = ctx.clock()
         outcome = call(ctx, grant, plan.call)
-        return pool.submit(_settle, ctx, begun, grant, outcome, sent_at, held, urgent=False)
+        return pool.submit(_settle, ctx, begun, grant, outcome, sent_at, begun.held, urgent=False)
     except BaseException:
-        ctx.leases.release_attempt(held)
+        ctx.leases.release_attempt(begun.held)
         raise
 
 

@@ -247,3 +247,82 @@ def test_the_room_read_ahead_saves_the_read_at_the_second_and_a_stale_one_is_rea
     wrong = ctx.store.apply_action(unhinted, now=clock(), lease_s=2, token="t2", room_hint="r-x")
     assert wrong.verdict == "call" and wrong.grant is not None
     assert wrong.grant.op_id.startswith("op:r-unhinted:") and len(reads) == 1
+
+
+def test_an_action_is_armed_ahead_as_of_its_due_time_and_called_at_it(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    armed_at: list[float] = []
+    real_apply = ctx.store.apply_action
+
+    def traced_apply(action_id: str, **kw: Any) -> Any:
+        armed_at.append(clock())
+        return real_apply(action_id, **kw)
+
+    monkeypatch.setattr(ctx.store, "apply_action", traced_apply)
+    book(ctx, "armed", "r-armed", 10)
+    clock.set(T0 + 8.2)  # delivered early: arming waits until PREPARE_S before the second
+    claimed = InProcessRunner(ctx, ahead_s=2.0).claim()
+    result = perform_batch(ctx, claimed)
+    assert result["verdicts"] == {"call": 1}
+    # The guard ran before the second, as of the second; the call went out at the second.
+    [when] = armed_at
+    assert T0 + 10 - firing_module.PREPARE_S <= when < T0 + 10
+    assert result["summaries"][claimed[0]]["operations"][0]["sent_at"] >= T0 + 10
+    starting = [e for e in ctx.reader.history("armed") if e.get("state") == "starting"]
+    assert [e["at"] for e in starting] == [T0 + 10]
+    assert ctx.reader.booking("armed").state == "recording"  # type: ignore[union-attr]
+
+
+def test_a_cancel_after_arming_is_applied_right_after_the_start(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any
+) -> None:
+    from schedules import cancel
+    from schedules.actions import run_operation
+
+    book(ctx, "late-cancel", "r-late-cancel", 10)
+    clock.set(T0 + 9)
+    [action] = InProcessRunner(ctx, ahead_s=2.0).claim()
+    plan = prepare(ctx, [action])[action]
+    begun = firing_module.arm(ctx, action, plan)
+    assert begun.grant is not None and begun.held is not None
+    assert ctx.reader.booking("late-cancel").state == "starting"  # type: ignore[union-attr]
+    # Half a second before the start: too late to keep the start, not to honour the cancel.
+    clock.set(T0 + 9.5)
+    cancel(ctx, booking_id="late-cancel")
+    firing_module.wait_until(ctx, plan.due_at)
+    run_operation(ctx, begun.grant, begun.holders, plan.call)
+    ctx.leases.release_attempt(begun.held)
+    perform_batch(ctx, InProcessRunner(ctx).claim())  # its release, due now
+    journal = [
+        e["endpoint"] for e in vendor.journal() if e["params"].get("ArRoomID") == "r-late-cancel"
+    ]
+    assert journal == ["startrecord", "stoprecord"]
+    assert ctx.reader.booking("late-cancel").state == "cancelled"  # type: ignore[union-attr]
+
+
+def test_an_armed_call_whose_process_died_is_made_after_its_lease_never_early(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any
+) -> None:
+    from schedules.actions import begin, run_operation
+
+    book(ctx, "orphan", "r-orphan", 10)
+    clock.set(T0 + 9)
+    [action] = InProcessRunner(ctx, ahead_s=2.0).claim()
+    plan = prepare(ctx, [action])[action]
+    armed = firing_module.arm(ctx, action, plan)
+    assert armed.grant is not None
+    # The process dies here: its heartbeat stops and nothing is sent. Nobody takes the
+    # operation over before the lease, counted from the due time, has run out.
+    ctx.leases.release_attempt(armed.held)  # type: ignore[arg-type]
+    clock.set(T0 + 10 + ctx.lease_s - 0.1)
+    assert InProcessRunner(ctx).claim() == []
+    clock.set(T0 + 10 + ctx.lease_s + 0.1)
+    [again] = InProcessRunner(ctx).claim()
+    taken = begin(ctx, again)
+    assert taken.grant is not None and taken.grant.attempt == 2
+    [settled] = run_operation(ctx, taken.grant)
+    assert settled["outcome"] == "ok" and settled["sent_at"] > T0 + 10
+    starts = [e for e in vendor.journal("startrecord") if e["params"]["ArRoomID"] == "r-orphan"]
+    assert len(starts) == 1
+    assert ctx.reader.booking("orphan").state == "recording"  # type: ignore[union-attr]
