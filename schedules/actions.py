@@ -52,6 +52,8 @@ class Begun:
     holders: list[str] | None = None
     #: The heartbeat's key of the granted attempt while an armed call waits (firing.py).
     held: str | None = None
+    #: Not armed (its room was mid-operation): to be run at its due time instead.
+    deferred: bool = False
 
 
 def begin(
@@ -64,7 +66,9 @@ def begin(
 
     ``as_of``: a booking action's due time, when its guard runs shortly before it (it is
     *armed*, schedules/firing.py): the script decides as of that time, and the caller must not
-    send a granted call before it."""
+    send a granted call before it. An action the script does not arm (its room is
+    mid-operation, or it is due later than ``as_of``) comes back ``deferred``, nothing done:
+    the caller runs it at its due time with :func:`perform`."""
     ref = parse_action(action_id)
     token = ctx.new_token()
     summary: dict[str, Any] = {"action": action_id}
@@ -79,8 +83,16 @@ def begin(
         return Begun(summary, grant if grant.verdict == "call" else None)
     now = ctx.clock() if as_of is None else max(ctx.clock(), as_of)
     result = ctx.store.apply_action(
-        action_id, now=now, lease_s=ctx.lease_s, token=token, room_hint=room_hint
+        action_id,
+        now=now,
+        lease_s=ctx.lease_s,
+        token=token,
+        room_hint=room_hint,
+        armed=as_of is not None,
     )
+    if result.verdict == "early" and as_of is not None:
+        # Not armed: run at its due time, as without arming (the caller's business).
+        return Begun({"action": action_id, "verdict": "early"}, deferred=True)
     if result.verdict == "early":
         # Claimed ahead of time and delivered a little early: wait for the due time here
         # rather than let the lease run out (the vendor must never see an early start).
@@ -139,9 +151,10 @@ def call(ctx: Lifecycle, grant: CallGrant, prepared: PreparedCall | None = None)
 
     A herd settles its replies after all its calls (schedules/firing.py), so a worker that dies
     in between holds answered calls nobody settled. Each reply is therefore noted in the room
-    hash the moment it comes (one HSET); the attempt that takes over the operation settles a
-    noted reply instead of calling the vendor again. Only calls still in flight at the death
-    are repeated."""
+    hash the moment it comes (queued for the process's note writer, schedules/notes.py, so the
+    thread goes on to its next call at once); the attempt that takes over the operation
+    settles a noted reply instead of calling the vendor again. Only calls still in flight (or
+    whose note was still queued) at the death are repeated."""
     room_key = ctx.keys.room(grant.room_id)
     if grant.attempt > 1:
         noted = noted_reply(ctx.redis.hget(room_key, REPLY_FIELD), grant.op_id)
@@ -152,7 +165,7 @@ def call(ctx: Lifecycle, grant: CallGrant, prepared: PreparedCall | None = None)
     )
     if outcome.outcome != "retry":
         note = [grant.op_id, outcome.outcome, outcome.code, outcome.message]
-        ctx.redis.hset(room_key, REPLY_FIELD, json.dumps(note, ensure_ascii=False))
+        ctx.reply_notes.note(room_key, REPLY_FIELD, json.dumps(note, ensure_ascii=False))
     return outcome
 
 

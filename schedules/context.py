@@ -16,6 +16,7 @@ from config.settings import Settings, get_settings
 from schedules.deadletters import DeadLetterStore
 from schedules.keys import LifecycleKeys
 from schedules.leases import LeaseKeeper
+from schedules.notes import ReplyNotes
 from schedules.recording_log import RecordingLog
 from schedules.state import StateReader
 from schedules.store import LifecycleStore
@@ -49,6 +50,8 @@ class Lifecycle:
         self.reader = StateReader(self.redis, self.keys)
         self.deadletters = DeadLetterStore(self.redis, self.keys)
         self.recording_log = RecordingLog(self.redis, self.settings.redis_key_prefix)
+        # Vendor replies noted for a takeover, written by one thread (schedules/notes.py).
+        self.reply_notes = ReplyNotes(self.redis)
         self.results = ResultStrings.from_text(
             self.settings.anyrtc_already_recording_results,
             self.settings.anyrtc_not_recording_results,

@@ -46,7 +46,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from schedules.actions import Begun, begin, call, conclude, run_operation
+from schedules.actions import Begun, begin, call, conclude, perform, run_operation
 from schedules.context import Lifecycle
 from schedules.keys import parse_action
 from schedules.outcomes import CallGrant
@@ -192,6 +192,8 @@ def perform_on_time(ctx: Lifecycle, action_id: str) -> dict[str, Any]:
     _warm(ctx, plans)
     plan = plans[action_id]
     begun = arm(ctx, action_id, plan)
+    if begun.deferred:
+        return _perform_at_due(ctx, action_id, plan)
     if begun.grant is None:
         return begun.summary
     try:
@@ -204,6 +206,13 @@ def perform_on_time(ctx: Lifecycle, action_id: str) -> dict[str, Any]:
         if begun.held is not None:
             ctx.leases.release_attempt(begun.held)
     return begun.summary
+
+
+def _perform_at_due(ctx: Lifecycle, action_id: str, plan: Planned) -> dict[str, Any]:
+    """An action not armed (its room was mid-operation): guarded and performed at its due
+    time, as before arming, so nothing that follows from it comes early."""
+    wait_until(ctx, plan.due_at)
+    return perform(ctx, action_id, plan.call)
 
 
 def _redis_answers(ctx: Lifecycle, due_at: float | None) -> bool:
@@ -254,10 +263,7 @@ def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
         log.warning("%d armed call(s): %s", sum(b.grant is not None for _, b in armed), _UNSENT)
         armed = [(a, b if b.grant is None else _unsent(ctx, b)) for a, b in armed]
     wait_until(ctx, first)
-    firing = [
-        (a, _done(b.summary) if b.grant is None else pool.submit(_fire, ctx, b, plans[a], pool))
-        for a, b in armed
-    ]
+    firing = [(a, _submit(ctx, a, b, plans[a], pool)) for a, b in armed]
     verdicts: Counter[str] = Counter()
     summaries: dict[str, dict[str, Any]] = {}
     for action_id, future in firing:
@@ -275,6 +281,16 @@ def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
         "failed": failed,
         "summaries": summaries,
     }
+
+
+def _submit(
+    ctx: Lifecycle, action_id: str, begun: Begun, plan: Planned, pool: PriorityPool
+) -> Future[Any]:
+    if begun.deferred:
+        return pool.submit(_perform_at_due, ctx, action_id, plan)
+    if begun.grant is None:
+        return _done(begun.summary)
+    return pool.submit(_fire, ctx, begun, plan, pool)
 
 
 def _done(summary: dict[str, Any]) -> Future[dict[str, Any]]:

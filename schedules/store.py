@@ -174,11 +174,14 @@ class LifecycleStore:
         lease_s: float,
         token: str,
         room_hint: str | None = None,
+        armed: bool = False,
     ) -> ActionResult:
         """Apply a claimed booking action (apply_action.lua); see the script for verdicts.
 
         ``room_hint``: the booking's room as read before (a herd's preparation), tried first
-        to save a read at the due second; the script answers ``moved`` if it changed since."""
+        to save a read at the due second; the script answers ``moved`` if it changed since.
+        ``armed``: run ahead of the due time as of it (``now`` is the due time); the script
+        answers ``early`` for an action whose room is mid-operation."""
         ref = parse_action(action_id)
         if ref.is_room_op:
             raise ValueError(f"{action_id} is a room operation; use begin_call")
@@ -208,7 +211,7 @@ class LifecycleStore:
                 k.counts,
                 k.ended,
             ]
-            raw = self.scripts.apply_action(keys=keys, args=[*argv, room_id])
+            raw = self.scripts.apply_action(keys=keys, args=[*argv, room_id, "1" if armed else ""])
             if raw[0] != MOVED:
                 break
         else:

@@ -21,12 +21,18 @@
 -- ARGV[5]  retention_s  ARGV[6] history_max
 -- ARGV[7]  room_id      the room the caller read from the booking hash (its room, field rm,
 --          for a start, its held room, field hr, for a stop), whose keys are KEYS[9..12]
+-- ARGV[8]  armed        '1': run ahead of the due time, as of it (ARGV[2] is the due time;
+--          schedules/firing.py). An action whose room is mid-operation (a start of a room
+--          starting or stopping, a stop of a room starting) is not armed: {'early', next_at},
+--          nothing written, so its effects (a follow-on operation made by the room's
+--          settlement) cannot come before its due time; the caller runs it at the due time.
 --
 -- Returns one of
 --   {'moved'}                 the booking's room is not ARGV[7] (any more): nothing written;
 --                             read it again and call again with that room's keys
 --   {'stale', why}            not the booking's current action (a redelivery or superseded)
---   {'early', next_at}        not due yet; left in flight (the caller may wait and retry)
+--   {'early', next_at}        not due yet, or not armed (ARGV[8]); left in flight (the caller
+--                             may wait and retry)
 --   {'missed'}                the window ended before the start could be made: failed
 --   {'joined', room_id}       the room already records: booking recording, no vendor call
 --   {'waiting', room_state}   the room's operation is under way; it will take the booking along
@@ -51,6 +57,12 @@ local kind = string.sub(aid, 1, string.find(aid, ':', 1, true) - 1)
 local room_id = b.rm or ''
 if kind == 'stop' then room_id = b.hr or '' end
 if room_id ~= ARGV[7] then return {'moved'} end
+if ARGV[8] == '1' then
+  local rstate = redis.call('HGET', K_ROOM, 'state') or 'idle'
+  if rstate == 'starting' or (kind == 'start' and rstate == 'stopping') then
+    return {'early', b.na}
+  end
+end
 first_note(b, K_BOOKING, K_BHIST, bid)
 
 local function set_state(state, reason)

@@ -201,6 +201,7 @@ def test_a_reply_noted_but_not_settled_is_settled_by_the_takeover_without_a_seco
     assert begun.grant is not None and begun.grant.attempt == 1
     # The vendor answers; the worker dies before settling (a herd settles after its calls).
     assert call(ctx, begun.grant).outcome == "ok"
+    assert ctx.reply_notes.flush()  # written by the note thread within a round trip
     assert ctx.reader.booking("noted").state == "starting"  # type: ignore[union-attr]
 
     clock.advance(ctx.lease_s + 1)  # its lease runs out: the operation is issued again
@@ -326,3 +327,70 @@ def test_an_armed_call_whose_process_died_is_made_after_its_lease_never_early(
     starts = [e for e in vendor.journal("startrecord") if e["params"]["ArRoomID"] == "r-orphan"]
     assert len(starts) == 1
     assert ctx.reader.booking("orphan").state == "recording"  # type: ignore[union-attr]
+
+
+def test_a_stop_is_not_armed_while_its_rooms_start_is_unsettled_so_it_never_comes_early(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any
+) -> None:
+    from schedules.actions import run_operation
+
+    schedule(ctx, booking_id="short", room_id="r-short", start_at=T0 + 10, end_at=T0 + 11)
+    clock.set(T0 + 9)
+    [start] = InProcessRunner(ctx, ahead_s=2.0).claim()
+    start_plan = prepare(ctx, [start])[start]
+    started = firing_module.arm(ctx, start, start_plan)
+    assert started.grant is not None  # the room is starting, its call not made yet
+    clock.set(T0 + 10)
+    [stop] = InProcessRunner(ctx, ahead_s=2.0).claim()
+    stop_plan = prepare(ctx, [stop])[stop]
+    # Armed as of T0+11 now, the release would make the start's settlement stop the room at
+    # once, a second early. Not armed: nothing written, run at its due time instead.
+    stopping = firing_module.arm(ctx, stop, stop_plan)
+    assert stopping.deferred and stopping.grant is None
+    assert ctx.reader.booking("short").state == "starting"  # type: ignore[union-attr]
+    clock.set(T0 + 10.1)
+    run_operation(ctx, started.grant, started.holders, start_plan.call)
+    ctx.leases.release_attempt(started.held)  # type: ignore[arg-type]
+    assert ctx.reader.booking("short").state == "recording"  # type: ignore[union-attr]
+    assert vendor.journal("stoprecord") == []
+    summary = firing_module._perform_at_due(ctx, stop, stop_plan)
+    assert summary["operations"][0]["kind"] == "stop"
+    assert summary["operations"][0]["sent_at"] >= T0 + 11
+    assert ctx.reader.booking("short").state == "stopped"  # type: ignore[union-attr]
+
+
+def test_a_start_is_not_armed_while_its_room_stops_and_is_made_at_its_second(
+    ctx: Lifecycle, clock: FakeClock, vendor: Any
+) -> None:
+    from schedules.actions import run_operation
+
+    schedule(ctx, booking_id="before", room_id="r-turn", start_at=T0 + 5, end_at=T0 + 10)
+    schedule(ctx, booking_id="after", room_id="r-turn", start_at=T0 + 10.5, end_at=T0 + 20)
+    clock.set(T0 + 5)
+    perform_batch(ctx, InProcessRunner(ctx).claim())
+    assert ctx.reader.booking("before").state == "recording"  # type: ignore[union-attr]
+    clock.set(T0 + 9)
+    [stop] = InProcessRunner(ctx, ahead_s=1.0).claim()
+    stop_plan = prepare(ctx, [stop])[stop]
+    stopping = firing_module.arm(ctx, stop, stop_plan)
+    assert stopping.grant is not None and stopping.grant.kind == "stop"
+    clock.set(T0 + 9.5)
+    [start] = InProcessRunner(ctx, ahead_s=1.0).claim()
+    start_plan = prepare(ctx, [start])[start]
+    # Armed, the booking would wait for the stop and its start follow the stop's reply at
+    # once, before T0+10.5.
+    assert firing_module.arm(ctx, start, start_plan).deferred
+    clock.set(T0 + 10)
+    [stopped] = run_operation(ctx, stopping.grant, stopping.holders, stop_plan.call)
+    ctx.leases.release_attempt(stopping.held)  # type: ignore[arg-type]
+    assert (
+        stopped["verdict"] == "confirmed"
+        and vendor.journal("startrecord")[-1]["params"]["ArRoomID"] == "r-turn"
+    )  # only the first booking's start so far
+    summary = firing_module._perform_at_due(ctx, start, start_plan)
+    operations = summary["operations"]
+    assert [op["kind"] for op in operations] == ["start"]
+    assert operations[0]["sent_at"] >= T0 + 10.5
+    assert ctx.reader.booking("after").state == "recording"  # type: ignore[union-attr]
+    starts = [e for e in vendor.journal("startrecord") if e["params"]["ArRoomID"] == "r-turn"]
+    assert len(starts) == 2
