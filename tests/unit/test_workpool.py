@@ -45,29 +45,18 @@ def test_a_job_that_raises_hands_its_exception_to_its_future_and_the_pool_goes_o
     assert pool.submit(sum, [1, 2, 3], urgent=False).result(5) == 6
 
 
-def test_other_work_waits_while_an_urgent_job_runs_and_starts_once_it_ends() -> None:
-    pool = PriorityPool(2, name="test", hold_s=30)
-    gate, running = threading.Event(), threading.Event()
-
-    def call() -> str:  # a vendor call still being sent while a free thread could settle
-        running.set()
-        gate.wait(5)
-        return "called"
-
-    calling = pool.submit(call)
-    assert running.wait(5)
+def test_other_work_waits_until_no_urgent_job_started_for_quiet_s() -> None:
+    pool = PriorityPool(2, name="test", quiet_s=30)
+    assert pool.submit(str, "called").result(5) == "called"  # a call, answered at once
     settled = threading.Event()
-    settling = pool.submit(settled.set, urgent=False)
-    # The second thread is free, but the urgent job still runs: the settlement waits.
-    assert not settled.wait(0.2)
-    gate.set()
-    assert calling.result(5) == "called"
-    settling.result(5)
-    assert settled.is_set()
+    pool.submit(settled.set, urgent=False)
+    # Both threads are free, but a call started a moment ago: others may still be sending.
+    assert not settled.wait(0.3)
+    assert pool.waiting() == (0, 1)
 
 
-def test_a_hung_urgent_job_holds_other_work_back_for_hold_s_only() -> None:
-    pool = PriorityPool(2, name="test", hold_s=0.05)
+def test_other_work_starts_once_the_calls_have_been_quiet_for_quiet_s() -> None:
+    pool = PriorityPool(2, name="test", quiet_s=0.05)
     gate, running = threading.Event(), threading.Event()
 
     def hung_call() -> None:
@@ -76,7 +65,7 @@ def test_a_hung_urgent_job_holds_other_work_back_for_hold_s_only() -> None:
 
     hung = pool.submit(hung_call)
     assert running.wait(5)
-    # Started past the hold although the urgent job still runs.
+    # A call still running (hung) does not hold other work back once quiet_s has passed.
     assert pool.submit(sum, [2, 3], urgent=False).result(5) == 5
     assert not hung.done()
     gate.set()
