@@ -275,18 +275,25 @@ def test_an_action_is_armed_ahead_as_of_its_due_time_and_called_at_it(
     assert ctx.reader.booking("armed").state == "recording"  # type: ignore[union-attr]
 
 
+def arm_one(ctx: Lifecycle, clock: FakeClock, booking_id: str, room: str) -> tuple[str, Any, Any]:
+    """Book ``booking_id`` to start at T0+10, claim its start at T0+9 and arm it: the action,
+    its plan and what arming it began (the call granted, not made)."""
+    book(ctx, booking_id, room, 10)
+    clock.set(T0 + 9)
+    [action] = InProcessRunner(ctx, ahead_s=2.0).claim()
+    plan = prepare(ctx, [action])[action]
+    begun = firing_module.arm(ctx, action, plan)
+    assert begun.grant is not None and begun.held is not None
+    return action, plan, begun
+
+
 def test_a_cancel_after_arming_is_applied_right_after_the_start(
     ctx: Lifecycle, clock: FakeClock, vendor: Any
 ) -> None:
     from schedules import cancel
     from schedules.actions import run_operation
 
-    book(ctx, "late-cancel", "r-late-cancel", 10)
-    clock.set(T0 + 9)
-    [action] = InProcessRunner(ctx, ahead_s=2.0).claim()
-    plan = prepare(ctx, [action])[action]
-    begun = firing_module.arm(ctx, action, plan)
-    assert begun.grant is not None and begun.held is not None
+    _, plan, begun = arm_one(ctx, clock, "late-cancel", "r-late-cancel")
     assert ctx.reader.booking("late-cancel").state == "starting"  # type: ignore[union-attr]
     # Half a second before the start: too late to keep the start, not to honour the cancel.
     clock.set(T0 + 9.5)
@@ -307,12 +314,7 @@ def test_an_armed_call_whose_process_died_is_made_after_its_lease_never_early(
 ) -> None:
     from schedules.actions import begin, run_operation
 
-    book(ctx, "orphan", "r-orphan", 10)
-    clock.set(T0 + 9)
-    [action] = InProcessRunner(ctx, ahead_s=2.0).claim()
-    plan = prepare(ctx, [action])[action]
-    armed = firing_module.arm(ctx, action, plan)
-    assert armed.grant is not None
+    _, _, armed = arm_one(ctx, clock, "orphan", "r-orphan")
     # The process dies here: its heartbeat stops and nothing is sent. Nobody takes the
     # operation over before the lease, counted from the due time, has run out.
     ctx.leases.release_attempt(armed.held)  # type: ignore[arg-type]
