@@ -8,8 +8,8 @@ starts ``PREPARE_S`` before it. Everything that does not depend on the moment is
   and the Redis client's pool one per action thread;
 - each action is *armed*: its guard script (apply_action.lua: the state checks, the booking's
   transition and the one call token) runs as of the action's due time (:func:`arm`). A call it
-  grants is leased by this process's heartbeat (:meth:`LeaseKeeper.hold_attempt`) and waits
-  on a thread of the action pool for the due time.
+  grants is leased by this process's heartbeat (:meth:`LeaseKeeper.hold_attempt`); the task
+  hands it to the action pool at the due time.
 
 At the second only the vendor call and its reply's note (:func:`schedules.actions.call`)
 remain. What follows a reply (recording log, finish_call.lua, a follow-on operation) is queued
@@ -194,12 +194,10 @@ def perform_on_time(ctx: Lifecycle, action_id: str) -> dict[str, Any]:
     begun = arm(ctx, action_id, plan)
     if begun.deferred:
         return _perform_at_due(ctx, action_id, plan)
+    _leave_unsent_without_redis(ctx, [(action_id, begun)], plan.due_at)
     if begun.grant is None:
         return begun.summary
     try:
-        if not _redis_answers(ctx, plan.due_at):
-            log.warning("%s: %s", action_id, _UNSENT)
-            return _unsent(ctx, begun).summary
         wait_until(ctx, plan.due_at)
         begun.summary["operations"] = run_operation(ctx, begun.grant, begun.holders, plan.call)
     finally:
@@ -215,14 +213,24 @@ def _perform_at_due(ctx: Lifecycle, action_id: str, plan: Planned) -> dict[str, 
     return perform(ctx, action_id, plan.call)
 
 
-def _redis_answers(ctx: Lifecycle, due_at: float | None) -> bool:
-    """Just before ``due_at``: does Redis still answer (one PING per process, shared)?"""
+def _leave_unsent_without_redis(
+    ctx: Lifecycle, armed: list[tuple[str, Begun]], due_at: float | None
+) -> None:
+    """Just before ``due_at``, when any of ``armed`` holds a call: does Redis still answer (one
+    PING per process, shared)? If not, each armed call is left unsent (:func:`_unsent`)."""
+    granted = [(action_id, begun) for action_id, begun in armed if begun.grant is not None]
+    if not granted:
+        return
     if due_at is not None:
         wait_until(ctx, due_at - REACH_AHEAD_S)
-    return _reach.reachable(ctx.redis.ping)
+    if _reach.reachable(ctx.redis.ping):
+        return
+    log.warning("%s: %s", ", ".join(action_id for action_id, _ in granted), _UNSENT)
+    for _, begun in granted:
+        _unsent(ctx, begun)
 
 
-def _unsent(ctx: Lifecycle, begun: Begun) -> Begun:
+def _unsent(ctx: Lifecycle, begun: Begun) -> None:
     """An armed call not made: its hold is dropped, so its lease runs out and the operation is
     issued again (by any worker) once Redis is back."""
     if begun.held is not None:
@@ -230,7 +238,6 @@ def _unsent(ctx: Lifecycle, begun: Begun) -> Begun:
     begun.grant = begun.held = None
     begun.summary["verdict"] = "unsent"
     begun.summary["detail"] = _UNSENT
-    return begun
 
 
 def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
@@ -259,9 +266,7 @@ def perform_batch(ctx: Lifecycle, action_ids: list[str]) -> dict[str, Any]:
     # take them in order as each is free (not 16 threads asleep on one batch's calls).
     dues = [plan.due_at for plan in plans.values() if plan.due_at is not None]
     first = min(dues) if dues else None
-    if any(b.grant is not None for _, b in armed) and not _redis_answers(ctx, first):
-        log.warning("%d armed call(s): %s", sum(b.grant is not None for _, b in armed), _UNSENT)
-        armed = [(a, b if b.grant is None else _unsent(ctx, b)) for a, b in armed]
+    _leave_unsent_without_redis(ctx, armed, first)
     wait_until(ctx, first)
     firing = [(a, _submit(ctx, a, b, plans[a], pool)) for a, b in armed]
     verdicts: Counter[str] = Counter()

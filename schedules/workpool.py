@@ -9,8 +9,8 @@ urgent job is waiting and none has started for ``quiet_s``: the herd's last call
 being sent while the first ones are answered, in this process and in the other workers on the
 same cores, and a settlement's CPU then delays them (bench/herd.py, four rounds each, two runs:
 p99 median 0.96 and 1.00 s with 0.4 s of quiet, 1.12 and 1.11 s with settlements started as soon
-as the process's own calls were done). A batch's settlement waits ``quiet_s`` at most after its
-last call started; nothing waits on it but the booking's state and a follow-on operation.
+as the process's own calls were done). Settlements wait while calls keep starting (a herd's
+second or so); nothing waits on them but the bookings' states and follow-on operations.
 """
 
 from __future__ import annotations

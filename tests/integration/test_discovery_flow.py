@@ -22,6 +22,7 @@ from redis.crc import key_slot
 
 from schedules.recording_log import RecordingLog
 from tests.support.callbacks import callback_body
+from tests.support.scaled import scaled_discovery
 from tests.support.waiting import wait_until
 from worker.anyrtc.client import AnyRTCClient
 from worker.discovery.grace import VENDOR_CLOCK_ALLOWANCE_MS
@@ -137,19 +138,7 @@ class Harness:
 
 @pytest.fixture
 def tuned(settings: Any) -> Any:
-    return settings.model_copy(
-        update={
-            "query_rate_limit": 5,
-            "query_rate_period_s": 1.0,
-            "query_rate_margin_s": 0.02,
-            "poll_interval_s": 1.0,
-            "poll_overlap_s": 30.0,
-            "expected_transcode_s": 5.0,
-            # Publish poll-found files at once: the grace's own tests set it on the settler.
-            "callback_grace_s": 0.0,
-            "downstream_queues": f"{settings.redis_key_prefix}-customer=recording.*",
-        }
-    )
+    return scaled_discovery(settings)
 
 
 @pytest.fixture

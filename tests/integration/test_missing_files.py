@@ -16,6 +16,7 @@ import redis
 
 from tests.integration.test_discovery_flow import Harness
 from tests.support.callbacks import callback_body
+from tests.support.scaled import scaled_discovery
 from worker.discovery.missing_message import ROUTING_KEY, SCHEMA, missing_message_id
 
 pytestmark = pytest.mark.integration
@@ -25,20 +26,7 @@ MISSING_AFTER_S = 3.0
 
 @pytest.fixture
 def tuned(settings: Any) -> Any:
-    return settings.model_copy(
-        update={
-            "query_rate_limit": 5,
-            "query_rate_period_s": 1.0,
-            "query_rate_margin_s": 0.02,
-            "poll_interval_s": 1.0,
-            "poll_overlap_s": 30.0,
-            "expected_transcode_s": 5.0,
-            "callback_grace_s": 0.0,
-            "missing_after_s": MISSING_AFTER_S,
-            "callback_silence_s": 60.0,
-            "downstream_queues": f"{settings.redis_key_prefix}-customer=recording.*",
-        }
-    )
+    return scaled_discovery(settings, missing_after_s=MISSING_AFTER_S, callback_silence_s=60.0)
 
 
 @pytest.fixture
